@@ -1,0 +1,17 @@
+# Writes a C file holding each schemas/*.avsc as a string, looked up by file stem
+# through kf_embedded_schema(name).
+set(body "/* generated from the .avsc files in schemas/; do not edit */\n#include <stddef.h>\n#include <string.h>\n")
+set(table "")
+set(i 0)
+foreach(f ${FILES})
+  get_filename_component(stem ${f} NAME_WE)
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND body "static const char s${i}[] = {${hex}0x00};\n")
+  string(APPEND table "    {\"${stem}\", s${i}},\n")
+  math(EXPR i "${i}+1")
+endforeach()
+string(APPEND body "const char *kf_embedded_schema(const char *name);\n")
+string(APPEND body "static const struct { const char *name; const char *text; } table[] = {\n${table}    {NULL, NULL}};\n")
+string(APPEND body "const char *kf_embedded_schema(const char *name)\n{\n    for (size_t i = 0; table[i].name; i++)\n        if (strcmp(table[i].name, name) == 0)\n            return table[i].text;\n    return NULL;\n}\n")
+file(WRITE ${OUT} "${body}")
