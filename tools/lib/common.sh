@@ -8,8 +8,8 @@ KF_HOST=127.0.0.1
 KF_HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 KF_CACHE=${KFLEET_CACHE:-$KF_HOME/.cache/kfleet}
 KF_STATE=${KFLEET_STATE:-$KF_HOME/.local/state/kfleet}
-KF_MAVEN_CENTRAL=https://repo1.maven.org/maven2
 KF_MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+KF_MAVEN_INSTALL_PLUGIN=org.apache.maven.plugins:maven-install-plugin:3.1.2
 
 # Messages go to stderr, so commands whose stdout is data (`tools/stack env`) stay eval-able.
 kf_say() {
@@ -68,25 +68,43 @@ kf_apt_install() {
         kf_die "could not install Debian packages: ${missing[*]}"
 }
 
-# kf_maven_fetch GROUP ARTIFACT VERSION CLASSIFIER EXT DEST: downloads one file from Maven
-# Central and checks it against the published SHA-1. Used for artifacts whose POM cannot be
-# resolved by Maven itself (a parent POM missing from Central).
+# kf_maven_fetch GROUP ARTIFACT VERSION CLASSIFIER EXT DEST [PARENT_ARTIFACT]: resolves one
+# artifact from Maven Central with Maven (checksums enforced, local repository in the cache) and
+# copies it to DEST. Some release POMs name a parent POM that was never published; with
+# PARENT_ARTIFACT (same group and version) a minimal stand-in parent is installed into the
+# cache's local repository first, so Maven can read the artifact's descriptor. The artifact
+# itself is still downloaded and checksum-verified by Maven.
 kf_maven_fetch() {
-    local group=$1 artifact=$2 version=$3 classifier=$4 ext=$5 dest=$6
-    local file="$artifact-$version${classifier:+-$classifier}.$ext"
-    local url="$KF_MAVEN_CENTRAL/${group//.//}/$artifact/$version/$file"
-    local expected actual
+    local group=$1 artifact=$2 version=$3 classifier=$4 ext=$5 dest=$6 parent=${7:-}
+    local repo=$KF_CACHE/m2 work log
+    work=$(mktemp -d)
+    log=$work/maven.log
     mkdir -p "$(dirname "$dest")"
-    curl -fsSL --retry 3 --retry-delay 2 -o "$dest.part" "$url" ||
-        kf_die "could not download $url"
-    expected=$(curl -fsSL --retry 3 --retry-delay 2 "$url.sha1") ||
-        kf_die "could not download $url.sha1"
-    actual=$(sha1sum "$dest.part" | cut -d' ' -f1)
-    if [[ ${expected:0:40} != "$actual" ]]; then
-        rm -f "$dest.part"
-        kf_die "checksum mismatch for $url: expected ${expected:0:40}, got $actual"
+    if [[ -n $parent && ! -f $repo/${group//.//}/$parent/$version/$parent-$version.pom ]]; then
+        printf '%s\n' '<project xmlns="http://maven.apache.org/POM/4.0.0">' \
+            '  <modelVersion>4.0.0</modelVersion>' \
+            "  <groupId>$group</groupId>" \
+            "  <artifactId>$parent</artifactId>" \
+            "  <version>$version</version>" \
+            '  <packaging>pom</packaging>' \
+            '</project>' >"$work/parent.pom"
+        if ! mvn -B -ntp -Dmaven.repo.local="$repo" "$KF_MAVEN_INSTALL_PLUGIN:install-file" \
+            -Dfile="$work/parent.pom" -DpomFile="$work/parent.pom" </dev/null >"$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            rm -rf "$work"
+            kf_die "could not install the stand-in parent POM $group:$parent:$version"
+        fi
     fi
-    mv -f "$dest.part" "$dest"
+    if ! (cd "$work" && mvn -B -ntp -C -Dmaven.repo.local="$repo" \
+        "$KF_MAVEN_DEPENDENCY_PLUGIN:copy" \
+        -Dartifact="$group:$artifact:$version:$ext${classifier:+:$classifier}" \
+        -DoutputDirectory="$work/out" </dev/null >"$log" 2>&1); then
+        tail -n 30 "$log" >&2
+        rm -rf "$work"
+        kf_die "could not fetch $group:$artifact:$version${classifier:+:$classifier} ($ext) with Maven"
+    fi
+    mv -f "$work/out/$artifact-$version${classifier:+-$classifier}.$ext" "$dest"
+    rm -rf "$work"
 }
 
 # kf_maven_copy_dependencies POM OUTDIR LOG: resolves the runtime dependencies declared in POM

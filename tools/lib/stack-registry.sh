@@ -4,8 +4,7 @@
 #
 # Apicurio 3.3.x is built for Java 21 (class file version 65) and Debian 12 ships Java 17, so
 # the default is 3.0.9, the newest 3.x release on Maven Central that runs on Java 17. Its parent
-# POM is not on Central, so Maven cannot resolve it: the tarball is fetched directly and
-# checked against Central's SHA-1.
+# POM was never published, so kf_maven_fetch installs a stand-in parent before resolving it.
 # shellcheck shell=bash
 
 KF_APICURIO_VERSION=${KFLEET_APICURIO_VERSION:-3.0.9}
@@ -47,7 +46,8 @@ registry_install() {
     local tmp=$KF_REGISTRY_HOME.partial tarball
     tarball=$KF_CACHE/downloads/apicurio-registry-app-$KF_APICURIO_VERSION-all.tar.gz
     kf_say "registry: downloading Apicurio Registry $KF_APICURIO_VERSION from Maven Central"
-    kf_maven_fetch io.apicurio apicurio-registry-app "$KF_APICURIO_VERSION" all tar.gz "$tarball"
+    kf_maven_fetch io.apicurio apicurio-registry-app "$KF_APICURIO_VERSION" all tar.gz "$tarball" \
+        apicurio-registry
     rm -rf "$tmp"
     mkdir -p "$tmp"
     tar -xzf "$tarball" -C "$tmp" || kf_die "could not unpack $tarball"
