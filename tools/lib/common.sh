@@ -11,6 +11,13 @@ KF_STATE=${KFLEET_STATE:-$KF_HOME/.local/state/kfleet}
 KF_MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 KF_MAVEN_INSTALL_PLUGIN=org.apache.maven.plugins:maven-install-plugin:3.1.2
 
+# What building and testing kfleet needs from Debian (tools/test, tools/run).
+KF_BUILD_PACKAGES=(
+    build-essential clang clang-format cmake ninja-build pkg-config git libclang-rt-14-dev
+    librdkafka-dev libavro-dev libpq-dev libcurl4-openssl-dev libjansson-dev libyaml-dev
+    libmicrohttpd-dev libpcre2-dev libcmocka-dev libssl-dev libmariadb-dev valgrind prometheus
+)
+
 # Messages go to stderr, so commands whose stdout is data (`tools/stack env`) stay eval-able.
 kf_say() {
     printf '%s: %s\n' "$KF_PROG" "$*" >&2
