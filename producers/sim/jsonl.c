@@ -2,7 +2,9 @@
  * reused buffer and written with one fwrite each. */
 #include "jsonl.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +15,8 @@ struct kf_sim_jsonl {
     FILE *history;
     kf_sim_buf line;
     bool failed;
+    const kf_sim_engine *engine; /* set when used as an output, for the summary */
+    uint64_t written;            /* the last change sequence written */
 };
 
 kf_sim_jsonl *kf_sim_jsonl_new(FILE *out, FILE *history)
@@ -219,4 +223,91 @@ int kf_sim_jsonl_flush(kf_sim_jsonl *j)
     if (fflush(j->out) != 0 || (j->history && fflush(j->history) != 0))
         j->failed = true;
     return j->failed ? KF_ERR_IO : KF_OK;
+}
+
+static int out_open(void *self, const kf_sim_engine *e, bool resume, kf_error *err)
+{
+    kf_sim_jsonl *j = self;
+    (void)resume;
+    (void)err;
+    j->engine = e;
+    return KF_OK;
+}
+
+static int out_change(void *self, size_t ti, const kf_sim_table *t, const kf_sim_change *ch,
+                      kf_error *err)
+{
+    kf_sim_jsonl *j = self;
+    (void)ti;
+    int rc = kf_sim_jsonl_change(j, t, ch);
+    if (rc != KF_OK)
+        return kf_error_set(err, rc, false, "could not write a change to stdout");
+    j->written = ch->seq;
+    return KF_OK;
+}
+
+static int out_evolve(void *self, size_t ti, const kf_sim_table *t, const kf_sim_evolution *ev,
+                      bool replay, kf_error *err)
+{
+    (void)ti;
+    (void)replay;
+    int rc = kf_sim_jsonl_evolution(self, t, ev);
+    if (rc != KF_OK)
+        return kf_error_set(err, rc, false, "could not write a schema change to stdout");
+    return KF_OK;
+}
+
+static int out_batch_end(void *self, kf_error *err)
+{
+    (void)self;
+    (void)err;
+    return KF_OK;
+}
+
+static void out_poll(void *self, int timeout_ms)
+{
+    kf_sim_jsonl *j = self;
+    fflush(j->out);
+    struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static uint64_t out_durable(void *self)
+{
+    kf_sim_jsonl *j = self;
+    return j->written;
+}
+
+static int out_close(void *self, int timeout_ms, kf_error *err)
+{
+    kf_sim_jsonl *j = self;
+    (void)timeout_ms;
+    int rc = j->engine ? kf_sim_jsonl_summary(j, j->engine) : KF_OK;
+    if (kf_sim_jsonl_flush(j) != KF_OK || rc != KF_OK)
+        return kf_error_set(err, KF_ERR_IO, false, "could not write to stdout: %s",
+                            strerror(errno));
+    return KF_OK;
+}
+
+static void out_destroy(void *self)
+{
+    (void)self;
+}
+
+static const kf_sim_output_ops jsonl_ops = {
+    .open = out_open,
+    .change = out_change,
+    .evolve = out_evolve,
+    .batch_end = out_batch_end,
+    .poll = out_poll,
+    .durable = out_durable,
+    .close = out_close,
+    .destroy = out_destroy,
+};
+
+void kf_sim_jsonl_output(kf_sim_jsonl *j, kf_sim_output *out)
+{
+    out->name = "stdout";
+    out->ops = &jsonl_ops;
+    out->self = j;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "engine.h"
+#include "output.h"
 
 typedef struct kf_sim_jsonl kf_sim_jsonl;
 
@@ -31,5 +32,10 @@ int kf_sim_jsonl_summary(kf_sim_jsonl *j, const kf_sim_engine *e);
 
 /* Flushes the streams; KF_ERR_IO if any write failed since creation. */
 int kf_sim_jsonl_flush(kf_sim_jsonl *j);
+
+/* Fills *out (caller storage) with the --to stdout output over j (borrowed; the caller
+ * destroys it, the output's destroy does nothing): every change and schema change as a line,
+ * and the summary line when the output is closed after a complete run. */
+void kf_sim_jsonl_output(kf_sim_jsonl *j, kf_sim_output *out);
 
 #endif

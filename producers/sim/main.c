@@ -1,9 +1,9 @@
-/* kfleet-sim: the CDC workload simulator. Parses flags, loads the table specs, runs the engine
- * until the event limit or a signal, and writes changes as JSON lines (--to stdout). */
+/* kfleet-sim: the CDC workload simulator. Loads the configuration and the table specs, picks
+ * the output (Kafka, PostgreSQL, MariaDB or JSON lines on stdout), runs the loop and maps the
+ * result to an exit code. */
 #include <errno.h>
-#include <getopt.h>
 #include <glob.h>
-#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,211 +12,220 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
 #include "jsonl.h"
+#include "kafka_out.h"
+#include "kfleet/app.h"
+#include "kfleet/config.h"
 #include "kfleet/error.h"
 #include "kfleet/log.h"
+#include "run.h"
 #include "spec.h"
+#include "sql_out.h"
+#include "state.h"
 
-/* The clock a seeded run starts from unless --start-time says otherwise, so the same seed
+/* The clock a seeded run starts from unless sim.start.time says otherwise, so the same seed
  * and spec give byte-identical output on any day. */
 #define DEFAULT_SEEDED_START "2024-01-01T00:00:00Z"
-#define MAX_SPECS            256
 
-static volatile sig_atomic_t stop_requested;
+enum { TO_KAFKA = 0, TO_POSTGRES, TO_MYSQL, TO_STDOUT };
+static const char *const to_names[] = {"kafka", "postgres", "mysql", "stdout", NULL};
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (stop_requested)
-        _exit(130);
-    stop_requested = 1;
-}
-
-typedef struct options {
-    const char *specs[MAX_SPECS];
-    int nspecs;
-    bool have_seed;
-    uint64_t seed;
-    uint64_t events;
-    uint64_t batches;
-    uint32_t batch_size;
+typedef struct sim_cfg {
+    kf_app_config app;
+    kf_strlist specs;
+    char *seed;
+    char *start_time;
     int64_t tick_us;
-    const char *start_time;
-    const char *history;
-    kf_log_level log_level;
-    kf_log_format log_format;
-} options;
+    int64_t events;
+    int64_t batches;
+    int64_t duration_ms;
+    double rate;
+    int batch_size;
+    int to;
+    char *dsn;
+    char *db_schema;
+    bool replace;
+    char *expect;
+    char *history;
+    bool resume;
+    char *state_dir;
+    bool tombstones;
+    int partitions;
+    int replication;
+    int max_in_flight;
+    int64_t flush_timeout_ms;
+} sim_cfg;
 
-static void usage(FILE *f)
-{
-    fprintf(
-        f,
-        "usage: kfleet-sim [options]\n"
-        "\n"
-        "Simulates row changes (inserts, updates, deletes) and schema evolution over the\n"
-        "tables of YAML specs, and writes them as JSON lines.\n"
-        "\n"
-        "  --spec FILE         a table spec; repeatable. Default: every schemas/sim/*.yaml\n"
-        "                      under $KFLEET_SIM_SPEC_DIR, ./schemas/sim or the source tree\n"
-        "  --to OUTPUT         where changes go: stdout (JSON lines; the default)\n"
-        "  --seed N            seed of every random draw; the same seed and specs give\n"
-        "                      byte-identical output. Default: a random seed, logged\n"
-        "  --start-time TIME   simulated clock at start (YYYY-MM-DDTHH:MM:SS[Z], or now).\n"
-        "                      Default: " DEFAULT_SEEDED_START " with --seed, else now\n"
-        "  --tick-us N         simulated microseconds between changes (default 1000)\n"
-        "  --events N          stop after N changes (default: run until SIGINT/SIGTERM)\n"
-        "  --batches N         stop after N batches\n"
-        "  --batch-size N      rows inserted per table and batch unless a spec sets\n"
-        "                      workload.inserts (default 100)\n"
-        "  --history FILE      also append every schema change to FILE (JSON lines)\n"
-        "  --log-level LEVEL   debug, info, warn or error (default info)\n"
-        "  --log-format FMT    logfmt or json (default logfmt)\n"
-        "  --help              this text\n"
-        "  --version           the version\n"
-        "\n"
-        "Output lines: {\"type\":\"change\",...} per change, {\"type\":\"schema_change\",...} per\n"
-        "evolution step, and a final {\"type\":\"summary\",...}. Exit status: 0 done, 1 runtime\n"
-        "failure, 2 bad flags or spec.\n");
-}
+static const kf_config_key keys[] = {
+    KF_APP_CONFIG_KEYS(sim_cfg, app),
+    {.name = "sim.spec",
+     .type = KF_CONFIG_LIST,
+     .offset = offsetof(sim_cfg, specs),
+     .flag = "spec",
+     .description = "Table spec files (YAML); repeatable. Default: every *.yaml of "
+                    "$KFLEET_SIM_SPEC_DIR, ./schemas/sim or the source tree's schemas/sim."},
+    {.name = "sim.seed",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sim_cfg, seed),
+     .flag = "seed",
+     .description = "Seed of every random draw (0..2^64-1): the same seed and specs give "
+                    "byte-identical streams. Default: a random seed, logged."},
+    {.name = "sim.start.time",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sim_cfg, start_time),
+     .flag = "start-time",
+     .description = "Simulated clock at start (YYYY-MM-DDTHH:MM:SS[Z], or now). Default: "
+                    "" DEFAULT_SEEDED_START " with a seed, else now."},
+    {.name = "sim.tick.us",
+     .type = KF_CONFIG_INT64,
+     .offset = offsetof(sim_cfg, tick_us),
+     .default_value = "1000",
+     .min = 1,
+     .max = 86400000000.0,
+     .flag = "tick-us",
+     .description = "Simulated microseconds between two changes."},
+    {.name = "sim.events",
+     .type = KF_CONFIG_INT64,
+     .offset = offsetof(sim_cfg, events),
+     .default_value = "0",
+     .min = 0,
+     .max = 9e18,
+     .flag = "events",
+     .description = "Stop after this many changes in all (a resumed run counts the earlier "
+                    "ones); 0 = no limit."},
+    {.name = "sim.batches",
+     .type = KF_CONFIG_INT64,
+     .offset = offsetof(sim_cfg, batches),
+     .default_value = "0",
+     .min = 0,
+     .max = 9e18,
+     .flag = "batches",
+     .description = "Stop after this many batches; 0 = no limit."},
+    {.name = "sim.duration",
+     .type = KF_CONFIG_DURATION_MS,
+     .offset = offsetof(sim_cfg, duration_ms),
+     .default_value = "0",
+     .min = 0,
+     .max = 9e15,
+     .flag = "duration",
+     .description = "Stop generating after this long (e.g. 30s, 5m); 0 = no limit."},
+    {.name = "sim.rate",
+     .type = KF_CONFIG_DOUBLE,
+     .offset = offsetof(sim_cfg, rate),
+     .default_value = "0",
+     .min = 0,
+     .max = 1e9,
+     .flag = "rate",
+     .description = "Changes per second; 0 = as fast as the output takes them."},
+    {.name = "sim.batch.size",
+     .type = KF_CONFIG_INT,
+     .offset = offsetof(sim_cfg, batch_size),
+     .default_value = "100",
+     .min = 1,
+     .max = 1000000,
+     .flag = "batch-size",
+     .description = "Rows inserted per table and batch unless a spec sets workload.inserts. "
+                    "A batch is one transaction for the database outputs."},
+    {.name = "sim.to",
+     .type = KF_CONFIG_ENUM,
+     .offset = offsetof(sim_cfg, to),
+     .default_value = "kafka",
+     .enum_values = to_names,
+     .flag = "to",
+     .description = "Output: kafka (Avro change events), postgres or mysql (DDL and DML on the "
+                    "database of sim.dsn), stdout (JSON lines)."},
+    {.name = "sim.dsn",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sim_cfg, dsn),
+     .flag = "dsn",
+     .flags = KF_CONFIG_SECRET,
+     .description = "Database of --to postgres (a libpq conninfo or postgresql:// URL) or "
+                    "--to mysql (mysql://user:password@host:port/database)."},
+    {.name = "sim.db.schema",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sim_cfg, db_schema),
+     .flag = "db-schema",
+     .description = "Schema (PostgreSQL) or database (MariaDB) the tables go into, created if "
+                    "missing. Default: the connection's own."},
+    {.name = "sim.replace",
+     .type = KF_CONFIG_BOOL,
+     .offset = offsetof(sim_cfg, replace),
+     .default_value = "false",
+     .flag = "replace",
+     .description = "Database outputs: drop the simulated tables first when they exist "
+                    "(without it a fresh run refuses existing tables)."},
+    {.name = "sim.expect",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sim_cfg, expect),
+     .flag = "expect",
+     .description = "Write the expected final state of every table (JSON) to this file."},
+    {.name = "sim.history",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sim_cfg, history),
+     .flag = "history",
+     .description = "Append every schema change to this file (JSON lines)."},
+    {.name = "sim.resume",
+     .type = KF_CONFIG_BOOL,
+     .offset = offsetof(sim_cfg, resume),
+     .default_value = "false",
+     .flag = "resume",
+     .description = "Continue the run recorded in sim.state.dir: regenerate it silently up to "
+                    "the last change the destination acknowledged, then output the rest."},
+    {.name = "sim.state.dir",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sim_cfg, state_dir),
+     .default_value = ".",
+     .flag = "state-dir",
+     .description = "Directory of the progress file " KF_SIM_STATE_FILE
+                    " (kafka, postgres and mysql outputs); empty = no progress file."},
+    {.name = "sim.tombstones",
+     .type = KF_CONFIG_BOOL,
+     .offset = offsetof(sim_cfg, tombstones),
+     .default_value = "true",
+     .flag = "tombstones",
+     .description = "Kafka: a tombstone (key, null value) after each delete."},
+    {.name = "sim.topic.partitions",
+     .type = KF_CONFIG_INT,
+     .offset = offsetof(sim_cfg, partitions),
+     .default_value = "3",
+     .min = 1,
+     .max = 10000,
+     .flag = "partitions",
+     .description = "Kafka: partitions of each topic the simulator creates."},
+    {.name = "sim.topic.replication",
+     .type = KF_CONFIG_INT,
+     .offset = offsetof(sim_cfg, replication),
+     .default_value = "-1",
+     .min = -1,
+     .max = 100,
+     .flag = "replication",
+     .description = "Kafka: replication factor of created topics; -1 = the broker's default."},
+    {.name = "sim.max.in.flight",
+     .type = KF_CONFIG_INT,
+     .offset = offsetof(sim_cfg, max_in_flight),
+     .default_value = "100000",
+     .min = 1,
+     .max = 10000000,
+     .flag = "max-in-flight",
+     .description = "Kafka: messages produced and not yet acknowledged before producing waits."},
+    {.name = "sim.flush.timeout",
+     .type = KF_CONFIG_DURATION_MS,
+     .offset = offsetof(sim_cfg, flush_timeout_ms),
+     .default_value = "60s",
+     .min = 1,
+     .max = 86400000,
+     .flag = "flush-timeout",
+     .description = "How long the final flush or commit may take at the end of a run."},
+    {0},
+};
 
-static int parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (*s == '-' || *s == '\0')
-        goto bad;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end || errno || v < min || v > max)
-        goto bad;
-    *out = v;
-    return 0;
-bad:
-    fprintf(stderr, "kfleet-sim: %s needs an integer between %llu and %llu, not \"%s\"\n", flag,
-            (unsigned long long)min, (unsigned long long)max, s);
-    return -1;
-}
-
-static int parse_options(int argc, char **argv, options *o)
-{
-    enum {
-        OPT_SPEC = 256,
-        OPT_TO,
-        OPT_SEED,
-        OPT_START,
-        OPT_TICK,
-        OPT_EVENTS,
-        OPT_BATCHES,
-        OPT_BATCH_SIZE,
-        OPT_HISTORY,
-        OPT_LOG_LEVEL,
-        OPT_LOG_FORMAT,
-        OPT_HELP,
-        OPT_VERSION,
-    };
-    static const struct option longopts[] = {
-        {"spec", required_argument, NULL, OPT_SPEC},
-        {"to", required_argument, NULL, OPT_TO},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"start-time", required_argument, NULL, OPT_START},
-        {"tick-us", required_argument, NULL, OPT_TICK},
-        {"events", required_argument, NULL, OPT_EVENTS},
-        {"batches", required_argument, NULL, OPT_BATCHES},
-        {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
-        {"history", required_argument, NULL, OPT_HISTORY},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    memset(o, 0, sizeof(*o));
-    o->batch_size = 100;
-    o->tick_us = 1000;
-    o->log_level = KF_LOG_INFO;
-    o->log_format = KF_LOG_LOGFMT;
-    opterr = 0;
-    int c;
-    uint64_t v;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_SPEC:
-            if (o->nspecs == MAX_SPECS) {
-                fprintf(stderr, "kfleet-sim: at most %d --spec files\n", MAX_SPECS);
-                return 2;
-            }
-            o->specs[o->nspecs++] = optarg;
-            break;
-        case OPT_TO:
-            if (strcmp(optarg, "stdout") != 0) {
-                fprintf(stderr, "kfleet-sim: unknown output \"%s\" for --to (expected stdout)\n",
-                        optarg);
-                return 2;
-            }
-            break;
-        case OPT_SEED:
-            if (parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed) != 0)
-                return 2;
-            o->have_seed = true;
-            break;
-        case OPT_START:
-            o->start_time = optarg;
-            break;
-        case OPT_TICK:
-            if (parse_u64("--tick-us", optarg, 1, 86400000000ULL, &v) != 0)
-                return 2;
-            o->tick_us = (int64_t)v;
-            break;
-        case OPT_EVENTS:
-            if (parse_u64("--events", optarg, 1, UINT64_MAX, &o->events) != 0)
-                return 2;
-            break;
-        case OPT_BATCHES:
-            if (parse_u64("--batches", optarg, 1, UINT64_MAX, &o->batches) != 0)
-                return 2;
-            break;
-        case OPT_BATCH_SIZE:
-            if (parse_u64("--batch-size", optarg, 1, 1000000, &v) != 0)
-                return 2;
-            o->batch_size = (uint32_t)v;
-            break;
-        case OPT_HISTORY:
-            o->history = optarg;
-            break;
-        case OPT_LOG_LEVEL:
-            if (kf_log_level_parse(optarg, &o->log_level) != KF_OK) {
-                fprintf(stderr, "kfleet-sim: unknown log level \"%s\"\n", optarg);
-                return 2;
-            }
-            break;
-        case OPT_LOG_FORMAT:
-            if (kf_log_format_parse(optarg, &o->log_format) != KF_OK) {
-                fprintf(stderr, "kfleet-sim: unknown log format \"%s\"\n", optarg);
-                return 2;
-            }
-            break;
-        case OPT_HELP:
-            usage(stdout);
-            return 0;
-        case OPT_VERSION:
-            printf("kfleet-sim %s\n", KFLEET_VERSION);
-            return 0;
-        default:
-            if (optopt)
-                fprintf(stderr, "kfleet-sim: option needs a value or is unknown: %s\n",
-                        argv[optind - 1]);
-            else
-                fprintf(stderr, "kfleet-sim: unknown option \"%s\"\n", argv[optind - 1]);
-            fprintf(stderr, "try kfleet-sim --help\n");
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "kfleet-sim: unexpected argument \"%s\"\n", argv[optind]);
-        return 2;
-    }
-    return -1;
-}
+static const kf_config_spec config_spec = {
+    .program = "kfleet-sim",
+    .summary = "Simulates row changes and schema evolution over declared tables and publishes "
+               "them as Debezium-compatible Avro change events to Kafka, applies them to "
+               "PostgreSQL or MariaDB, or writes them as JSON lines.",
+    .keys = keys,
+};
 
 static bool is_dir(const char *path)
 {
@@ -224,16 +233,19 @@ static bool is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Loads --spec files, or every *.yaml of the default spec directory, in sorted order. */
-static int load_specs(const options *o, kf_sim_spec *spec, kf_error *err)
+/* Loads the spec files (the configured ones, or every *.yaml of the default directory in
+ * sorted order) and digests their bytes for the progress file. */
+static int load_specs(const sim_cfg *c, kf_sim_spec *spec, uint64_t *digest, kf_error *err)
 {
-    for (int i = 0; i < o->nspecs; i++) {
-        int rc = kf_sim_spec_load_file(spec, o->specs[i], err);
-        if (rc != KF_OK)
-            return rc;
+    *digest = KF_SIM_DIGEST_INIT;
+    int rc = KF_OK;
+    for (size_t i = 0; i < c->specs.count && rc == KF_OK; i++) {
+        rc = kf_sim_spec_load_file(spec, c->specs.items[i], err);
+        if (rc == KF_OK)
+            rc = kf_sim_state_digest_file(c->specs.items[i], digest, err);
     }
-    if (o->nspecs > 0)
-        return KF_OK;
+    if (c->specs.count > 0)
+        return rc;
     const char *dir = getenv("KFLEET_SIM_SPEC_DIR");
     if (!dir || !*dir)
         dir = is_dir("schemas/sim") ? "schemas/sim" : KFLEET_SOURCE_DIR "/schemas/sim";
@@ -246,9 +258,11 @@ static int load_specs(const options *o, kf_sim_spec *spec, kf_error *err)
                             "no spec files match \"%s\": give --spec FILE", pattern);
     if (grc != 0)
         return kf_error_set(err, KF_ERR_IO, false, "could not list \"%s\"", pattern);
-    int rc = KF_OK;
-    for (size_t i = 0; i < g.gl_pathc && rc == KF_OK; i++)
+    for (size_t i = 0; i < g.gl_pathc && rc == KF_OK; i++) {
         rc = kf_sim_spec_load_file(spec, g.gl_pathv[i], err);
+        if (rc == KF_OK)
+            rc = kf_sim_state_digest_file(g.gl_pathv[i], digest, err);
+    }
     globfree(&g);
     return rc;
 }
@@ -260,119 +274,249 @@ static int64_t wall_clock_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int main(int argc, char **argv)
+/* Seed, clock start and the resume point, from the configuration or the progress file. */
+static int plan_run(const sim_cfg *c, const char *state_path, uint64_t digest,
+                    kf_sim_run_config *rc_out, kf_error *err)
 {
-    options o;
-    int prc = parse_options(argc, argv, &o);
-    if (prc >= 0)
-        return prc;
-    kf_log_init("kfleet-sim", o.log_level, o.log_format);
-
-    int64_t start_us;
-    const char *start = o.start_time ? o.start_time : o.have_seed ? DEFAULT_SEEDED_START : "now";
+    kf_sim_state *st = &rc_out->state;
+    memset(st, 0, sizeof(*st));
+    st->spec_digest = digest;
+    st->tick_us = c->tick_us;
+    st->batch_size = (uint32_t)c->batch_size;
+    snprintf(st->output, sizeof(st->output), "%s", to_names[c->to]);
+    bool have_seed = c->seed && *c->seed;
+    if (have_seed) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(c->seed, &end, 10);
+        if (*c->seed == '-' || *end || errno)
+            return kf_error_set(err, KF_ERR_CONFIG, false,
+                                "sim.seed needs an integer between 0 and 2^64-1, not \"%s\"",
+                                c->seed);
+        st->seed = v;
+    } else if (getrandom(&st->seed, sizeof(st->seed), 0) != (ssize_t)sizeof(st->seed)) {
+        st->seed = (uint64_t)wall_clock_us() ^ ((uint64_t)getpid() << 32);
+    }
+    const char *start = c->start_time && *c->start_time ? c->start_time
+                        : have_seed                     ? DEFAULT_SEEDED_START
+                                                        : "now";
     if (strcmp(start, "now") == 0) {
-        start_us = wall_clock_us();
+        st->start_us = wall_clock_us();
     } else {
         char why[160];
         kf_sim_coltype ts_type = {.type = KF_SIM_TIMESTAMPTZ};
         kf_sim_cell cell;
-        if (kf_sim_value_parse(&ts_type, start, &cell, why, sizeof(why)) != KF_OK) {
-            fprintf(stderr, "kfleet-sim: bad --start-time: %s\n", why);
-            return 2;
-        }
-        start_us = cell.i;
+        if (kf_sim_value_parse(&ts_type, start, &cell, why, sizeof(why)) != KF_OK)
+            return kf_error_set(err, KF_ERR_CONFIG, false, "sim.start.time: %s", why);
+        st->start_us = cell.i;
     }
-    if (!o.have_seed && getrandom(&o.seed, sizeof(o.seed), 0) != (ssize_t)sizeof(o.seed))
-        o.seed = (uint64_t)wall_clock_us() ^ ((uint64_t)getpid() << 32);
+    if (!c->resume)
+        return KF_OK;
+    if (!state_path)
+        return kf_error_set(err, KF_ERR_CONFIG, false,
+                            "sim.resume needs a progress file: set sim.state.dir");
+    kf_sim_state prev;
+    int rc = kf_sim_state_load(state_path, &prev, err);
+    if (rc != KF_OK)
+        return rc == KF_ERR_NOT_FOUND ? KF_ERR_CONFIG : rc;
+    if (have_seed && prev.seed != st->seed)
+        return kf_error_set(err, KF_ERR_CONFIG, false,
+                            "cannot resume: the progress file \"%s\" is of seed %llu, not %llu",
+                            state_path, (unsigned long long)prev.seed,
+                            (unsigned long long)st->seed);
+    if (prev.spec_digest != digest || prev.tick_us != c->tick_us ||
+        prev.batch_size != (uint32_t)c->batch_size || strcmp(prev.output, st->output) != 0)
+        return kf_error_set(err, KF_ERR_CONFIG, false,
+                            "cannot resume: the progress file \"%s\" was written with other "
+                            "specs, sim.tick.us, sim.batch.size or output (%s)",
+                            state_path, prev.output);
+    st->seed = prev.seed;
+    st->start_us = prev.start_us;
+    rc_out->resume_seq = prev.acked_seq;
+    return KF_OK;
+}
 
-    int exit_code = 1;
+static int registry_new(const kf_config *cfg, const sim_cfg *c, kf_registry **out, kf_error *err)
+{
+    if (!c->app.registry_url || !*c->app.registry_url)
+        return kf_error_set(err, KF_ERR_CONFIG, false,
+                            "--to kafka needs registry.url (--registry-url, KFLEET_REGISTRY_URL)");
+    kf_registry_config rcfg;
+    char userinfo[512];
+    int rc = kf_app_registry_config(cfg, &c->app, &rcfg, userinfo, sizeof(userinfo), err);
+    if (rc != KF_OK)
+        return rc;
+    *out = kf_registry_new(&rcfg, err);
+    return *out ? KF_OK : err->code;
+}
+
+/* Producer defaults: acks=all with idempotence (kafka.h), a short linger so batches fill. */
+static const char *const kafka_defaults[] = {"linger.ms", "5", "compression.type", "none"};
+
+static int output_new(const kf_config *cfg, const sim_cfg *c, kf_registry **reg,
+                      kf_sim_jsonl **jsonl, kf_sim_output *out, kf_error *err)
+{
+    if (c->to == TO_STDOUT) {
+        if (!(*jsonl = kf_sim_jsonl_new(stdout, NULL)))
+            return kf_error_set(err, KF_ERR_NOMEM, false, "could not start: out of memory");
+        kf_sim_jsonl_output(*jsonl, out);
+        return KF_OK;
+    }
+    if (c->to == TO_POSTGRES || c->to == TO_MYSQL) {
+        if (!c->dsn || !*c->dsn)
+            return kf_error_set(err, KF_ERR_CONFIG, false,
+                                "--to %s needs the database: --dsn DSN (sim.dsn)", to_names[c->to]);
+        kf_sim_sql_config scfg = {
+            .dialect = c->to == TO_POSTGRES ? KF_SIM_SQL_POSTGRES : KF_SIM_SQL_MYSQL,
+            .dsn = c->dsn,
+            .schema = c->db_schema && *c->db_schema ? c->db_schema : NULL,
+            .replace = c->replace,
+        };
+        return kf_sim_sql_output_new(&scfg, out, err);
+    }
+    int rc = registry_new(cfg, c, reg, err);
+    if (rc != KF_OK)
+        return rc;
+    kf_app_kv kv;
+    if ((rc = kf_app_kafka_kv(cfg, kafka_defaults, 2, &kv, err)) != KF_OK)
+        return rc;
+    if (!kf_app_kv_get(&kv, "bootstrap.servers")) {
+        kf_app_kv_free(&kv);
+        return kf_error_set(err, KF_ERR_CONFIG, false,
+                            "--to kafka needs kafka.bootstrap.servers (--set "
+                            "kafka.bootstrap.servers=HOST:PORT or "
+                            "KFLEET_KAFKA__BOOTSTRAP_SERVERS)");
+    }
+    kf_sim_kafka_config kcfg = {
+        .prefix = c->app.topic_prefix ? c->app.topic_prefix : "kfleet",
+        .partitions = c->partitions,
+        .replication_factor = c->replication,
+        .tombstones = c->tombstones,
+        .kv = kv.kv,
+        .npairs = kv.npairs,
+        .max_in_flight = (size_t)c->max_in_flight,
+        .registry = *reg,
+    };
+    rc = kf_sim_kafka_output_new(&kcfg, out, err);
+    kf_app_kv_free(&kv);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    sim_cfg c;
+    kf_config *cfg = NULL;
     kf_error err;
     kf_error_clear(&err);
-    kf_sim_spec *spec = kf_sim_spec_new();
-    if (!spec) {
-        kf_log(KF_LOG_ERROR, "could not start: out of memory", (char *)NULL);
+    memset(&c, 0, sizeof(c));
+    if (kf_config_new(&config_spec, &c, &cfg, &err) != KF_OK) {
+        fprintf(stderr, "kfleet-sim: %s\n", err.message);
         return 1;
     }
-    int rc = load_specs(&o, spec, &err);
-    if (rc != KF_OK) {
-        fprintf(stderr, "kfleet-sim: %s\n", err.message);
-        exit_code = rc == KF_ERR_NOMEM ? 1 : 2;
-        goto out_destroy_spec;
+    kf_config_action action = kf_config_main(cfg, argc, argv, NULL, stdout, stderr);
+    if (action != KF_CONFIG_RUN) {
+        kf_config_destroy(cfg);
+        return action == KF_CONFIG_EXIT_OK ? 0 : 2;
     }
-    if (kf_sim_spec_table_count(spec) == 0) {
-        fprintf(stderr, "kfleet-sim: the specs declare no tables\n");
-        exit_code = 2;
-        goto out_destroy_spec;
-    }
+
+    int exit_code = 1;
+    kf_app app;
+    memset(&app, 0, sizeof(app));
+    kf_sim_spec *spec = kf_sim_spec_new();
+    kf_registry *reg = NULL;
+    kf_sim_jsonl *jsonl = NULL;
     FILE *history = NULL;
-    if (o.history && !(history = fopen(o.history, "a"))) {
-        fprintf(stderr, "kfleet-sim: could not open history file \"%s\": %s\n", o.history,
-                strerror(errno));
-        exit_code = 2;
-        goto out_destroy_spec;
+    kf_sim_output out = {0};
+    char state_path[4096];
+    uint64_t digest;
+    kf_sim_run_config rcfg;
+    memset(&rcfg, 0, sizeof(rcfg));
+    int rc;
+    if (!spec) {
+        fprintf(stderr, "kfleet-sim: could not start: out of memory\n");
+        goto out_destroy_config;
     }
-    kf_sim_jsonl *out = kf_sim_jsonl_new(stdout, history);
-    if (!out) {
-        kf_log(KF_LOG_ERROR, "could not start: out of memory", (char *)NULL);
-        goto out_close_history;
+    if ((rc = kf_app_start(&app, "kfleet-sim", cfg, &c.app, 0, &err)) != KF_OK)
+        goto out_report;
+    if ((rc = load_specs(&c, spec, &digest, &err)) != KF_OK)
+        goto out_report;
+    if (kf_sim_spec_table_count(spec) == 0) {
+        rc = kf_error_set(&err, KF_ERR_CONFIG, false, "the specs declare no tables");
+        goto out_report;
     }
-    kf_sim_engine_config cfg = {
-        .seed = o.seed,
-        .start_us = start_us,
-        .tick_us = o.tick_us,
-        .batch_size = o.batch_size,
-        .max_events = o.events,
-        .on_change = kf_sim_jsonl_change,
-        .on_evolve = kf_sim_jsonl_evolution,
-        .ctx = out,
+    bool with_state = c.to != TO_STDOUT && c.state_dir && *c.state_dir;
+    if (with_state && (size_t)snprintf(state_path, sizeof(state_path), "%s/%s", c.state_dir,
+                                       KF_SIM_STATE_FILE) >= sizeof(state_path)) {
+        rc = kf_error_set(&err, KF_ERR_CONFIG, false, "sim.state.dir is too long");
+        goto out_report;
+    }
+    if (c.resume && c.to == TO_STDOUT) {
+        rc = kf_error_set(&err, KF_ERR_CONFIG, false,
+                          "sim.resume needs an output that acknowledges (kafka, postgres, mysql)");
+        goto out_report;
+    }
+    if ((rc = plan_run(&c, with_state ? state_path : NULL, digest, &rcfg, &err)) != KF_OK)
+        goto out_report;
+    if (c.history && *c.history && !(history = fopen(c.history, "a"))) {
+        rc = kf_error_set(&err, KF_ERR_CONFIG, false, "could not open history file \"%s\": %s",
+                          c.history, strerror(errno));
+        goto out_report;
+    }
+    if ((rc = output_new(cfg, &c, &reg, &jsonl, &out, &err)) != KF_OK)
+        goto out_report;
+
+    rcfg.engine = (kf_sim_engine_config){
+        .seed = rcfg.state.seed,
+        .start_us = rcfg.state.start_us,
+        .tick_us = c.tick_us,
+        .batch_size = (uint32_t)c.batch_size,
+        .max_events = (uint64_t)c.events,
     };
-    kf_sim_engine *engine = kf_sim_engine_new(spec, &cfg, &err);
-    if (!engine) {
-        kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
-        goto out_destroy_output;
-    }
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    char seed_text[32], tables_text[32];
-    snprintf(seed_text, sizeof(seed_text), "%llu", (unsigned long long)o.seed);
-    snprintf(tables_text, sizeof(tables_text), "%zu", kf_sim_spec_table_count(spec));
-    kf_log(KF_LOG_INFO, "simulation started", "seed", seed_text, "tables", tables_text,
-           (char *)NULL);
-
-    rc = KF_OK;
-    while (!stop_requested && !kf_sim_engine_done(engine) &&
-           (o.batches == 0 || kf_sim_engine_batches(engine) < o.batches)) {
-        rc = kf_sim_engine_run_batch(engine, &err);
-        if (rc != KF_OK)
-            break;
-    }
-    if (rc != KF_OK) {
-        kf_log(KF_LOG_ERROR, "simulation failed", "reason", err.message, (char *)NULL);
-    } else if (kf_sim_jsonl_summary(out, engine) == KF_OK && kf_sim_jsonl_flush(out) == KF_OK) {
-        char events_text[32];
-        snprintf(events_text, sizeof(events_text), "%llu",
-                 (unsigned long long)kf_sim_engine_events(engine));
-        kf_log(KF_LOG_INFO, "simulation finished", "events", events_text, "seed", seed_text,
-               (char *)NULL);
+    rcfg.max_batches = (uint64_t)c.batches;
+    rcfg.duration_ms = c.duration_ms;
+    rcfg.rate = c.rate;
+    rcfg.state_path = with_state ? state_path : NULL;
+    rcfg.expect_path = c.expect && *c.expect ? c.expect : NULL;
+    rcfg.history = history;
+    rcfg.progress = isatty(STDERR_FILENO) && c.to != TO_STDOUT;
+    rcfg.metrics = app.metrics;
+    rcfg.close_timeout_ms = (int)c.flush_timeout_ms;
+    kf_logf(KF_LOG_INFO, "simulation started: seed %llu, %zu tables, output %s%s",
+            (unsigned long long)rcfg.state.seed, kf_sim_spec_table_count(spec), out.name,
+            rcfg.resume_seq ? ", resuming" : "");
+    if (rcfg.resume_seq)
+        kf_logf(KF_LOG_INFO, "replaying changes 1..%llu silently",
+                (unsigned long long)rcfg.resume_seq);
+    kf_app_set_ready(&app, true, NULL);
+    kf_sim_run_result res;
+    rc = kf_sim_run(spec, &rcfg, &out, &res, &err);
+    out.ops->destroy(out.self);
+    if (rc == KF_OK) {
+        kf_logf(KF_LOG_INFO,
+                "simulation %s: %llu changes (%llu replayed), durable up to %llu, seed %llu",
+                res.stopped ? "stopped" : "finished", (unsigned long long)res.events,
+                (unsigned long long)res.replayed, (unsigned long long)res.durable,
+                (unsigned long long)rcfg.state.seed);
         exit_code = 0;
+        goto out_close;
     }
-    if (kf_sim_jsonl_flush(out) != KF_OK) {
-        kf_log(KF_LOG_ERROR, "could not write the output", "reason", strerror(errno), (char *)NULL);
-        exit_code = 1;
-    }
-    kf_sim_engine_destroy(engine);
-out_destroy_output:
-    kf_sim_jsonl_destroy(out);
-out_close_history:
+    kf_logf(KF_LOG_ERROR, "simulation failed after change %llu (durable up to %llu): %s",
+            (unsigned long long)res.events, (unsigned long long)res.durable, err.message);
+    exit_code = kf_app_exit_code(rc);
+    goto out_close;
+out_report:
+    if (out.ops)
+        out.ops->destroy(out.self);
+    fprintf(stderr, "kfleet-sim: %s\n", err.message);
+    exit_code = kf_app_exit_code(rc);
+out_close:
     if (history)
         fclose(history);
-out_destroy_spec:
+    kf_sim_jsonl_destroy(jsonl);
+    kf_registry_destroy(reg);
     kf_sim_spec_destroy(spec);
+    kf_app_stop(&app);
+out_destroy_config:
+    kf_config_destroy(cfg);
     return exit_code;
 }

@@ -12,16 +12,27 @@ fail() {
     exit 1
 }
 
-"$sim" --help | grep -q -- "--seed N" || fail "--help does not describe --seed"
+"$sim" --help | grep -q -- "flag --seed" || fail "--help does not describe --seed"
 "$sim" --version | grep -q "^kfleet-sim [0-9]" || fail "--version"
 
 "$sim" --bogus >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] || fail "unknown flag must exit 2"
-grep -q "unknown option" "$tmp/err" || fail "unknown flag message: $(cat "$tmp/err")"
+grep -q "unknown flag" "$tmp/err" || fail "unknown flag message: $(cat "$tmp/err")"
 "$sim" --events abc >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] || fail "bad --events must exit 2"
-"$sim" --to kafka >/dev/null 2>"$tmp/err"
+"$sim" --to carrier-pigeon >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] || fail "unknown output must exit 2"
+"$sim" --to postgres --spec "$src/schemas/sim/shop.yaml" --events 1 >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] || fail "--to postgres without --dsn must exit 2"
+grep -q -- "--dsn" "$tmp/err" || fail "missing --dsn message: $(cat "$tmp/err")"
+"$sim" --to stdout --resume --spec "$src/schemas/sim/shop.yaml" >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] || fail "--resume with stdout must exit 2"
+"$sim" --to mysql --dsn "postgres://x@y/z" --state-dir "" --spec "$src/schemas/sim/shop.yaml" \
+    --events 1 >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] || fail "a malformed mysql DSN must exit 2"
+"$sim" --to kafka --state-dir "$tmp" --resume --spec "$src/schemas/sim/shop.yaml" \
+    --set kafka.bootstrap.servers=127.0.0.1:1 --registry-url http://127.0.0.1:1 >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] || fail "--resume without a progress file must exit 2"
 "$sim" --seed 1 --start-time yesterday >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] || fail "bad --start-time must exit 2"
 
@@ -32,9 +43,9 @@ grep -q "bad.yaml:4: column \"x\": unknown type \"integr\"" "$tmp/err" ||
     fail "bad spec message: $(cat "$tmp/err")"
 
 spec="$src/schemas/sim/shop.yaml"
-"$sim" --spec "$spec" --seed 9 --events 3000 --history "$tmp/h1" >"$tmp/a" 2>/dev/null ||
+"$sim" --to stdout --spec "$spec" --seed 9 --events 3000 --history "$tmp/h1" >"$tmp/a" 2>/dev/null ||
     fail "run a"
-"$sim" --spec "$spec" --seed 9 --events 3000 --history "$tmp/h2" >"$tmp/b" 2>/dev/null ||
+"$sim" --to stdout --spec "$spec" --seed 9 --events 3000 --history "$tmp/h2" >"$tmp/b" 2>/dev/null ||
     fail "run b"
 cmp -s "$tmp/a" "$tmp/b" || fail "same seed gave different output"
 cmp -s "$tmp/h1" "$tmp/h2" || fail "same seed gave different history"
@@ -42,6 +53,6 @@ cmp -s "$tmp/h1" "$tmp/h2" || fail "same seed gave different history"
 tail -n 1 "$tmp/a" | grep -q '^{"type":"summary",' || fail "no summary line"
 [ "$(grep -c '"type":"schema_change"' "$tmp/a")" -eq "$(wc -l <"$tmp/h1")" ] ||
     fail "history and stream disagree on schema changes"
-"$sim" --spec "$spec" --seed 10 --events 3000 >"$tmp/c" 2>/dev/null || fail "run c"
+"$sim" --to stdout --spec "$spec" --seed 10 --events 3000 >"$tmp/c" 2>/dev/null || fail "run c"
 cmp -s "$tmp/a" "$tmp/c" && fail "another seed gave the same output"
 echo "ok"
