@@ -1,36 +1,19 @@
-/* Change events in Debezium's envelope: typed builders over the serde's reusable values, a
- * decoder into a view over reused cells, and decimal text conversion. */
+/* Change events in Debezium's envelope: typed builders into cells encoded by the compiled codec,
+ * a decoder into a view over reused cells, and decimal text conversion. */
 #include "kfleet/event.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "kfleet/codec.h"
+#include "kfleet/wire.h"
 
 /* Largest unscaled decimal handled, in bytes (about 2,400 digits). */
 #define DECIMAL_MAX_BYTES 1024
 
-enum {
-    S_VERSION,
-    S_CONNECTOR,
-    S_NAME,
-    S_TS_MS,
-    S_SNAPSHOT,
-    S_DB,
-    S_SCHEMA,
-    S_TABLE,
-    S_LSN,
-    S_TXID,
-    S_FILE,
-    S_POS,
-    S_GTID,
-    S_RESUME_TOKEN,
-    S_SEQ,
-    NSRC
-};
-
-static const char *const src_names[NSRC] = {
-    "version", "connector", "name", "ts_ms", "snapshot", "db",           "schema", "table",
-    "lsn",     "txId",      "file", "pos",   "gtid",     "resume_token", "seq",
-};
+/* Nesting limit when preparing a generic value. */
+#define GENERIC_MAX_DEPTH 64
 
 /* Where a field sits in its record and, when it is a union, which branches hold null and the
  * value. index -1: the record has no such field. */
@@ -88,30 +71,6 @@ static avro_schema_t slot_record(avro_schema_t rec, const fslot *s)
     if (is_avro_union(ft))
         ft = deref(avro_schema_union_branch(ft, s->val_branch));
     return is_avro_record(ft) ? ft : NULL;
-}
-
-/* Selects the value branch of field (or takes it as is) into out. */
-static int slot_select(avro_value_t *field, const fslot *s, avro_value_t *out)
-{
-    if (s->val_branch < 0) {
-        *out = *field;
-        return 0;
-    }
-    return avro_value_set_branch(field, s->val_branch, out);
-}
-
-/* Reads a field's value: false when it is null (or the union has no branch selected). */
-static bool slot_read(const avro_value_t *rec, const fslot *s, avro_value_t *out)
-{
-    if (s->index < 0 || avro_value_get_by_index(rec, (size_t)s->index, out, NULL) != 0)
-        return false;
-    if (avro_value_get_type(out) != AVRO_UNION)
-        return avro_value_get_type(out) != AVRO_NULL;
-    avro_value_t b;
-    if (avro_value_get_current_branch(out, &b) != 0 || avro_value_get_type(&b) == AVRO_NULL)
-        return false;
-    *out = b;
-    return true;
 }
 
 /* ---- decimals ---- */
@@ -260,19 +219,21 @@ struct kf_event_writer {
     size_t ncols;
     int32_t key_id;
     int32_t value_id;
-    avro_value_t *env;
-    avro_value_t *key;
-    fslot f_side[2], f_source, f_op, f_ts;
-    avro_value_t v_side[2], v_source, v_op, v_ts;
-    fslot src[NSRC];
-    fslot *cols;    /* per column, in the row record */
-    uint8_t *isset; /* per side and column: set since begin */
-    avro_value_t row[2];
+    const kf_codec *env; /* borrowed from the serde's cache */
+    const kf_codec *key; /* NULL without a key schema */
+    kf_cell *regs;       /* the envelope's registers: the current event */
+    kf_cell *kregs;      /* the key's registers */
+    size_t row[2];       /* register of column 0 of each image */
+    fslot src[KF_SRC_COUNT];
+    uint32_t *off;  /* per image and column: where its string or bytes copy sits in text */
+    uint8_t *isset; /* per image and column: set since begin */
+    kf_buf text;    /* copies of this event's strings and bytes; reset by begin */
+    kf_buf srctext; /* copies of the source block's strings */
     bool present[2];
     kf_op op;
+    char opstr[2];
     bool begun;
     bool has_source;
-    kf_buf scratch; /* NUL-terminated copies for avro-c's string setter */
 };
 
 static bool rep_matches(kf_colrep rep, avro_type_t t)
@@ -319,95 +280,135 @@ static int check_row(const kf_table *t, avro_schema_t row, const size_t *which, 
     return KF_OK;
 }
 
-/* Sets the optional fields of rec that the writer does not manage (Debezium's transaction
- * block, its source's sequence, ...) to null once, so that the record can be written. */
-static void null_unmanaged(avro_value_t *rec, avro_schema_t schema, const char *const *managed,
-                           size_t nmanaged)
+/* Puts every union of a generic value on its null branch (else its first), so that the value
+ * can be written before every field is set; recursive unions stop at the depth limit. */
+static int value_init_unions(avro_value_t *v, int depth)
 {
-    size_t n = avro_schema_record_size(schema);
-    for (size_t i = 0; i < n; i++) {
-        const char *name = avro_schema_record_field_name(schema, (int)i);
-        bool known = false;
-        for (size_t k = 0; k < nmanaged && !known; k++)
-            known = strcmp(name, managed[k]) == 0;
-        fslot fs;
-        slot_type(avro_schema_record_field_get_by_index(schema, (int)i), &fs);
-        avro_value_t f, b;
-        if (!known && fs.null_branch >= 0 && avro_value_get_by_index(rec, i, &f, NULL) == 0)
-            avro_value_set_branch(&f, fs.null_branch, &b);
+    if (depth > GENERIC_MAX_DEPTH)
+        return KF_OK;
+    avro_type_t t = avro_value_get_type(v);
+    if (t == AVRO_RECORD) {
+        size_t n;
+        if (avro_value_get_size(v, &n) != 0)
+            return KF_ERR_NOMEM;
+        for (size_t i = 0; i < n; i++) {
+            avro_value_t f;
+            if (avro_value_get_by_index(v, i, &f, NULL) != 0 ||
+                value_init_unions(&f, depth + 1) != KF_OK)
+                return KF_ERR_NOMEM;
+        }
+        return KF_OK;
     }
+    if (t != AVRO_UNION)
+        return KF_OK;
+    avro_schema_t us = avro_value_get_schema(v);
+    size_t n = avro_schema_union_size(us);
+    int pick = 0;
+    for (size_t i = 0; i < n; i++) {
+        avro_schema_t b = avro_schema_union_branch(us, (int)i);
+        while (is_avro_link(b))
+            b = avro_schema_link_target(b);
+        if (is_avro_null(b)) {
+            pick = (int)i;
+            break;
+        }
+    }
+    avro_value_t branch;
+    if (n == 0 || avro_value_set_branch(v, pick, &branch) != 0)
+        return n == 0 ? KF_OK : KF_ERR_NOMEM;
+    return value_init_unions(&branch, depth + 1);
 }
 
+/* Validates the envelope (and key) schema against the table with avro-c's parsed schema, and
+ * takes the compiled programs that encode them. */
 static int writer_bind(kf_event_writer *w, kf_error *err)
 {
-    int rc = kf_serde_value(w->serde, w->value_id, &w->env, err);
+    avro_schema_t es;
+    int rc = kf_serde_schema(w->serde, w->value_id, &es, NULL, err);
     if (rc != KF_OK)
         return rc;
-    avro_schema_t es = avro_value_get_schema(w->env);
+    es = deref(es);
     if (!is_avro_record(es))
         return kf_error_set(err, KF_ERR_INVALID, false, "schema id %d is not a record",
                             (int)w->value_id);
-    slot_resolve(es, "before", &w->f_side[KF_BEFORE]);
-    slot_resolve(es, "after", &w->f_side[KF_AFTER]);
-    slot_resolve(es, "source", &w->f_source);
-    slot_resolve(es, "op", &w->f_op);
-    slot_resolve(es, "ts_ms", &w->f_ts);
+    fslot f_side[2], f_source, f_op, f_ts;
+    slot_resolve(es, "before", &f_side[KF_BEFORE]);
+    slot_resolve(es, "after", &f_side[KF_AFTER]);
+    slot_resolve(es, "source", &f_source);
+    slot_resolve(es, "op", &f_op);
+    slot_resolve(es, "ts_ms", &f_ts);
     for (int s = 0; s < 2; s++)
-        if (w->f_side[s].index < 0 || w->f_side[s].null_branch < 0 ||
-            w->f_side[s].type != AVRO_RECORD)
+        if (f_side[s].index < 0 || f_side[s].null_branch < 0 || f_side[s].type != AVRO_RECORD)
             return kf_error_set(err, KF_ERR_INVALID, false,
                                 "schema id %d is not a change event envelope: no optional "
                                 "before/after records",
                                 (int)w->value_id);
-    if (w->f_op.index < 0 || w->f_op.type != AVRO_STRING || w->f_op.val_branch >= 0 ||
-        w->f_source.index < 0 || w->f_source.type != AVRO_RECORD || w->f_source.val_branch >= 0 ||
-        (w->f_ts.index >= 0 && w->f_ts.type != AVRO_INT64))
+    if (f_op.index < 0 || f_op.type != AVRO_STRING || f_op.val_branch >= 0 || f_source.index < 0 ||
+        f_source.type != AVRO_RECORD || f_source.val_branch >= 0 ||
+        (f_ts.index >= 0 && f_ts.type != AVRO_INT64))
         return kf_error_set(err, KF_ERR_INVALID, false,
                             "schema id %d is not a change event envelope: op, source or ts_ms "
                             "missing or mistyped",
                             (int)w->value_id);
-    avro_schema_t row = slot_record(es, &w->f_side[KF_BEFORE]);
-    avro_schema_t row2 = slot_record(es, &w->f_side[KF_AFTER]);
+    avro_schema_t row = slot_record(es, &f_side[KF_BEFORE]);
+    avro_schema_t row2 = slot_record(es, &f_side[KF_AFTER]);
     if (!row || !row2 || !avro_schema_equal(row, row2))
         return kf_error_set(err, KF_ERR_INVALID, false,
                             "schema id %d: before and after are not the same record",
                             (int)w->value_id);
-    rc = check_row(w->t, row, NULL, w->ncols, w->cols, "envelope", err);
+    fslot *cols = calloc(w->ncols ? w->ncols : 1, sizeof(*cols));
+    if (!cols)
+        return kf_error_set(err, KF_ERR_NOMEM, false,
+                            "could not create event writer: out of memory");
+    rc = check_row(w->t, row, NULL, w->ncols, cols, "envelope", err);
     if (rc != KF_OK)
-        return rc;
-    avro_schema_t src = slot_record(es, &w->f_source);
-    for (int i = 0; i < NSRC; i++)
-        slot_resolve(src, src_names[i], &w->src[i]);
-    if (avro_value_get_by_index(w->env, (size_t)w->f_side[KF_BEFORE].index, &w->v_side[KF_BEFORE],
-                                NULL) != 0 ||
-        avro_value_get_by_index(w->env, (size_t)w->f_side[KF_AFTER].index, &w->v_side[KF_AFTER],
-                                NULL) != 0 ||
-        avro_value_get_by_index(w->env, (size_t)w->f_source.index, &w->v_source, NULL) != 0 ||
-        avro_value_get_by_index(w->env, (size_t)w->f_op.index, &w->v_op, NULL) != 0 ||
-        (w->f_ts.index >= 0 &&
-         avro_value_get_by_index(w->env, (size_t)w->f_ts.index, &w->v_ts, NULL) != 0))
-        return kf_error_set(err, KF_ERR_INVALID, false, "could not bind envelope fields: %s",
-                            avro_strerror());
-    static const char *const env_fields[] = {"before", "after", "source", "op", "ts_ms"};
-    null_unmanaged(w->env, es, env_fields, 5);
-    null_unmanaged(&w->v_source, src, src_names, NSRC);
+        goto out_free_cols;
+    avro_schema_t src = slot_record(es, &f_source);
+    for (int i = 0; i < KF_SRC_COUNT; i++)
+        slot_resolve(src, kf_codec_source_field((kf_src_field)i), &w->src[i]);
+    rc = kf_serde_codec(w->serde, w->value_id, &w->env, err);
+    if (rc != KF_OK)
+        goto out_free_cols;
+    if (!kf_codec_is_envelope(w->env) || kf_codec_nfields(w->env) != w->ncols) {
+        rc = kf_error_set(err, KF_ERR_INVALID, false,
+                          "schema id %d is not a change event envelope of table \"%s\"",
+                          (int)w->value_id, kf_table_name(w->t));
+        goto out_free_cols;
+    }
+    w->regs = calloc(kf_codec_nregs(w->env), sizeof(*w->regs));
+    if (!w->regs) {
+        rc = kf_error_set(err, KF_ERR_NOMEM, false, "could not create event writer: out of memory");
+        goto out_free_cols;
+    }
+    w->row[KF_BEFORE] = kf_codec_row_reg(w->env, KF_BEFORE, 0);
+    w->row[KF_AFTER] = kf_codec_row_reg(w->env, KF_AFTER, 0);
+    /* The writer never touches the serde's reusable envelope value, but generic code sharing
+     * the serde may fill and encode it: leave it writable, as the value-based writer did. */
+    avro_value_t *generic;
+    if ((rc = kf_serde_value(w->serde, w->value_id, &generic, err)) != KF_OK)
+        goto out_free_cols;
+    if (value_init_unions(generic, 0) != KF_OK) {
+        rc = kf_error_set(err, KF_ERR_NOMEM, false, "could not prepare envelope value: %s",
+                          avro_strerror());
+        goto out_free_cols;
+    }
     if (w->key_id < 0)
-        return KF_OK;
-    if (kf_table_npk(w->t) == 0)
-        return kf_error_set(err, KF_ERR_INVALID, false,
-                            "table \"%s\" has no primary key but a key schema was given",
-                            kf_table_name(w->t));
-    rc = kf_serde_value(w->serde, w->key_id, &w->key, err);
-    if (rc != KF_OK)
-        return rc;
-    avro_schema_t ks = avro_value_get_schema(w->key);
+        goto out_free_cols;
     size_t npk = kf_table_npk(w->t);
+    if (npk == 0) {
+        rc = kf_error_set(err, KF_ERR_INVALID, false,
+                          "table \"%s\" has no primary key but a key schema was given",
+                          kf_table_name(w->t));
+        goto out_free_cols;
+    }
+    avro_schema_t ks;
+    if ((rc = kf_serde_schema(w->serde, w->key_id, &ks, NULL, err)) != KF_OK)
+        goto out_free_cols;
+    ks = deref(ks);
     fslot *kslots = calloc(npk, sizeof(*kslots));
     size_t *which = calloc(npk, sizeof(*which));
     if (!kslots || !which) {
-        rc = kf_error_set(err, KF_ERR_NOMEM, false,
-                          "could not create event writer: out of "
-                          "memory");
+        rc = kf_error_set(err, KF_ERR_NOMEM, false, "could not create event writer: out of memory");
         goto out_free_slots;
     }
     for (size_t k = 0; k < npk; k++)
@@ -419,15 +420,28 @@ static int writer_bind(kf_event_writer *w, kf_error *err)
     }
     rc = check_row(w->t, ks, which, npk, kslots, "key", err);
     for (size_t k = 0; rc == KF_OK && k < npk; k++) {
-        const fslot *vs = &w->cols[which[k]];
+        const fslot *vs = &cols[which[k]];
         if (kslots[k].null_branch != vs->null_branch || kslots[k].val_branch != vs->val_branch)
             rc = kf_error_set(err, KF_ERR_INVALID, false,
                               "key field %zu of table \"%s\" is not shaped like its column", k,
                               kf_table_name(w->t));
     }
+    if (rc == KF_OK)
+        rc = kf_serde_codec(w->serde, w->key_id, &w->key, err);
+    if (rc == KF_OK && (kf_codec_is_envelope(w->key) || kf_codec_nfields(w->key) != npk))
+        rc = kf_error_set(err, KF_ERR_INVALID, false, "key schema id %d is not a key record",
+                          (int)w->key_id);
+    if (rc == KF_OK) {
+        w->kregs = calloc(npk, sizeof(*w->kregs));
+        if (!w->kregs)
+            rc = kf_error_set(err, KF_ERR_NOMEM, false,
+                              "could not create event writer: out of memory");
+    }
 out_free_slots:
     free(kslots);
     free(which);
+out_free_cols:
+    free(cols);
     return rc;
 }
 
@@ -442,11 +456,12 @@ kf_event_writer *kf_event_writer_new(kf_serde *serde, const kf_table *table, int
     w->ncols = kf_table_ncolumns(table);
     w->key_id = key_id;
     w->value_id = value_id;
-    w->cols = calloc(w->ncols ? w->ncols : 1, sizeof(*w->cols));
+    w->off = calloc(2 * (w->ncols ? w->ncols : 1), sizeof(*w->off));
     w->isset = calloc(2 * (w->ncols ? w->ncols : 1), 1);
-    if (!w->cols || !w->isset)
+    if (!w->off || !w->isset)
         goto out_free_writer;
-    kf_buf_init(&w->scratch);
+    kf_buf_init(&w->text);
+    kf_buf_init(&w->srctext);
     if (writer_bind(w, err) != KF_OK) {
         kf_event_writer_destroy(w);
         return NULL;
@@ -464,88 +479,77 @@ void kf_event_writer_destroy(kf_event_writer *w)
 {
     if (!w)
         return;
-    free(w->cols);
+    free(w->regs);
+    free(w->kregs);
+    free(w->off);
     free(w->isset);
-    kf_buf_free(&w->scratch);
+    kf_buf_free(&w->text);
+    kf_buf_free(&w->srctext);
     free(w);
-}
-
-/* Sets a string into v through the scratch copy that gives avro-c its NUL terminator. */
-static int put_string(kf_event_writer *w, avro_value_t *v, const char *s, size_t len)
-{
-    if (kf_buf_reserve(&w->scratch, len + 1) != KF_OK)
-        return KF_ERR_NOMEM;
-    memcpy(w->scratch.data, s, len);
-    w->scratch.data[len] = '\0';
-    return avro_value_set_string_len(v, (const char *)w->scratch.data, len + 1) == 0
-               ? KF_OK
-               : KF_ERR_INVALID;
-}
-
-/* Sets source field i: NULL/absent value -> null branch; missing field -> ignored. */
-static int src_set(kf_event_writer *w, int i, bool present, const char *str, int64_t num,
-                   kf_error *err)
-{
-    const fslot *s = &w->src[i];
-    if (s->index < 0)
-        return KF_OK;
-    avro_value_t f, v;
-    if (avro_value_get_by_index(&w->v_source, (size_t)s->index, &f, NULL) != 0)
-        return kf_error_set(err, KF_ERR_INVALID, false, "could not set source field \"%s\"",
-                            src_names[i]);
-    if (!present) {
-        if (s->null_branch < 0)
-            return kf_error_set(err, KF_ERR_INVALID, false,
-                                "source field \"%s\" is required by the schema", src_names[i]);
-        avro_value_set_branch(&f, s->null_branch, &v);
-        return KF_OK;
-    }
-    if (slot_select(&f, s, &v) != 0)
-        return kf_error_set(err, KF_ERR_INVALID, false, "could not set source field \"%s\"",
-                            src_names[i]);
-    int rc;
-    if (s->type == AVRO_STRING && str)
-        rc = put_string(w, &v, str, strlen(str));
-    else if (s->type == AVRO_INT64 && !str)
-        rc = avro_value_set_long(&v, num) == 0 ? KF_OK : KF_ERR_INVALID;
-    else
-        rc = KF_ERR_INVALID;
-    if (rc != KF_OK)
-        return kf_error_set(err, rc, false, "could not set source field \"%s\": %s", src_names[i],
-                            rc == KF_ERR_NOMEM ? "out of memory" : "wrong type");
-    return KF_OK;
 }
 
 int kf_event_writer_set_source(kf_event_writer *w, const kf_source *src, kf_error *err)
 {
-    const char *strs[NSRC] = {
-        [S_VERSION] = src->version, [S_CONNECTOR] = src->connector,
-        [S_NAME] = src->name,       [S_SNAPSHOT] = src->snapshot,
-        [S_DB] = src->db,           [S_SCHEMA] = src->schema,
-        [S_TABLE] = src->table,     [S_FILE] = src->file,
-        [S_GTID] = src->gtid,       [S_RESUME_TOKEN] = src->resume_token,
+    const char *strs[KF_SRC_COUNT] = {
+        [KF_SRC_VERSION] = src->version, [KF_SRC_CONNECTOR] = src->connector,
+        [KF_SRC_NAME] = src->name,       [KF_SRC_SNAPSHOT] = src->snapshot,
+        [KF_SRC_DB] = src->db,           [KF_SRC_SCHEMA] = src->schema,
+        [KF_SRC_TABLE] = src->table,     [KF_SRC_FILE] = src->file,
+        [KF_SRC_GTID] = src->gtid,       [KF_SRC_RESUME_TOKEN] = src->resume_token,
     };
-    const struct {
-        int i;
-        bool has;
-        int64_t v;
-    } nums[] = {
-        {S_TS_MS, true, src->ts_ms},        {S_LSN, src->has_lsn, src->lsn},
-        {S_TXID, src->has_txid, src->txid}, {S_POS, src->has_pos, src->pos},
-        {S_SEQ, src->has_seq, src->seq},
+    bool has[KF_SRC_COUNT] = {
+        [KF_SRC_TS_MS] = true,       [KF_SRC_LSN] = src->has_lsn, [KF_SRC_TXID] = src->has_txid,
+        [KF_SRC_POS] = src->has_pos, [KF_SRC_SEQ] = src->has_seq,
+    };
+    int64_t nums[KF_SRC_COUNT] = {
+        [KF_SRC_TS_MS] = src->ts_ms, [KF_SRC_LSN] = src->lsn, [KF_SRC_TXID] = src->txid,
+        [KF_SRC_POS] = src->pos,     [KF_SRC_SEQ] = src->seq,
     };
     w->has_source = false;
-    for (int i = 0; i < NSRC; i++) {
-        if (i == S_TS_MS || i == S_LSN || i == S_TXID || i == S_POS || i == S_SEQ)
+    /* one reservation for every string, so that the copies do not move while being made */
+    size_t total = 0;
+    for (int i = 0; i < KF_SRC_COUNT; i++)
+        if (strs[i])
+            total += strlen(strs[i]) + 1;
+    w->srctext.len = 0;
+    if (kf_buf_reserve(&w->srctext, total) != KF_OK)
+        return kf_error_set(err, KF_ERR_NOMEM, false,
+                            "could not set change event source: out of memory");
+    for (int i = 0; i < KF_SRC_COUNT; i++) {
+        const char *name = kf_codec_source_field((kf_src_field)i);
+        kf_cell *cell = &w->regs[KF_CODEC_REG_SOURCE + i];
+        bool is_num = i == KF_SRC_TS_MS || i == KF_SRC_LSN || i == KF_SRC_TXID || i == KF_SRC_POS ||
+                      i == KF_SRC_SEQ;
+        bool present = is_num ? has[i] : strs[i] != NULL;
+        kf_codec_reg info;
+        kf_codec_reg_info(w->env, (size_t)(KF_CODEC_REG_SOURCE + i), &info);
+        cell->kind = KF_CELL_NULL;
+        if (w->src[i].index < 0)
+            continue; /* the schema has no such field */
+        if (!info.bound) {
+            if (present)
+                return kf_error_set(err, KF_ERR_INVALID, false,
+                                    "could not set source field \"%s\": wrong type", name);
             continue;
-        int rc = src_set(w, i, strs[i] != NULL, strs[i], 0, err);
-        if (rc != KF_OK)
-            return rc;
-    }
-    for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++) {
-        int rc = src_set(w, nums[k].i, nums[k].has, NULL, nums[k].v, err);
-        if (rc != KF_OK)
-            return rc;
+        }
+        if (!present) {
+            if (!info.nullable)
+                return kf_error_set(err, KF_ERR_INVALID, false,
+                                    "source field \"%s\" is required by the schema", name);
+            continue;
+        }
+        if (is_num) {
+            cell->kind = KF_CELL_INT;
+            cell->v.i = nums[i];
+            continue;
+        }
+        size_t n = strlen(strs[i]);
+        char *dst = (char *)w->srctext.data + w->srctext.len;
+        memcpy(dst, strs[i], n + 1);
+        w->srctext.len += n + 1;
+        cell->kind = KF_CELL_STRING;
+        cell->v.s.ptr = dst;
+        cell->v.s.len = n;
     }
     w->has_source = true;
     return KF_OK;
@@ -560,39 +564,34 @@ int kf_event_writer_begin(kf_event_writer *w, kf_op op, int64_t ts_ms, kf_error 
     w->begun = true;
     w->present[KF_BEFORE] = w->present[KF_AFTER] = false;
     memset(w->isset, 0, 2 * w->ncols);
-    avro_value_t v;
-    if (w->f_ts.index >= 0) {
-        if (ts_ms < 0 && w->f_ts.null_branch >= 0)
-            avro_value_set_branch(&w->v_ts, w->f_ts.null_branch, &v);
-        else if (slot_select(&w->v_ts, &w->f_ts, &v) == 0)
-            avro_value_set_long(&v, ts_ms < 0 ? 0 : ts_ms);
+    w->text.len = 0;
+    kf_codec_reg info;
+    kf_codec_reg_info(w->env, KF_CODEC_REG_TS_MS, &info);
+    kf_cell *ts = &w->regs[KF_CODEC_REG_TS_MS];
+    if (ts_ms < 0 && info.nullable) {
+        ts->kind = KF_CELL_NULL;
+    } else {
+        ts->kind = KF_CELL_INT;
+        ts->v.i = ts_ms < 0 ? 0 : ts_ms;
     }
     return KF_OK;
 }
 
-/* Selects the Avro value of (side, col) for a setter whose kind fits rep. */
-static int target(kf_event_writer *w, kf_side side, size_t col, avro_value_t *out,
-                  const kf_column **cp, kf_error *err)
+/* The cell of (side, col) for a setter, marking the image present and the column set. */
+static kf_cell *target(kf_event_writer *w, kf_side side, size_t col, kf_error *err)
 {
-    if (!w->begun)
-        return kf_error_set(err, KF_ERR_STATE, false, "no change event begun");
-    if (col >= w->ncols || (side != KF_BEFORE && side != KF_AFTER))
-        return kf_error_set(err, KF_ERR_INVALID, false, "column %zu out of range for table \"%s\"",
-                            col, kf_table_name(w->t));
-    if (!w->present[side]) {
-        if (avro_value_set_branch(&w->v_side[side], w->f_side[side].val_branch, &w->row[side]) != 0)
-            return kf_error_set(err, KF_ERR_NOMEM, false, "could not select row image: %s",
-                                avro_strerror());
-        w->present[side] = true;
+    if (!w->begun) {
+        kf_error_set(err, KF_ERR_STATE, false, "no change event begun");
+        return NULL;
     }
-    avro_value_t f;
-    if (avro_value_get_by_index(&w->row[side], col, &f, NULL) != 0 ||
-        slot_select(&f, &w->cols[col], out) != 0)
-        return kf_error_set(err, KF_ERR_NOMEM, false, "could not select column \"%s\": %s",
-                            kf_table_column(w->t, col)->name, avro_strerror());
-    w->isset[side * w->ncols + col] = 1;
-    *cp = kf_table_column(w->t, col);
-    return KF_OK;
+    if (col >= w->ncols || (side != KF_BEFORE && side != KF_AFTER)) {
+        kf_error_set(err, KF_ERR_INVALID, false, "column %zu out of range for table \"%s\"", col,
+                     kf_table_name(w->t));
+        return NULL;
+    }
+    w->present[side] = true;
+    w->isset[(size_t)side * w->ncols + col] = 1;
+    return &w->regs[w->row[side] + col];
 }
 
 static int wrong_kind(kf_event_writer *w, size_t col, const char *kind, kf_error *err)
@@ -619,23 +618,10 @@ int kf_event_set_null(kf_event_writer *w, kf_side side, size_t col, kf_error *er
     const kf_column *c = kf_table_column(w->t, col);
     if (c && !c->nullable)
         return kf_error_set(err, KF_ERR_INVALID, false, "column \"%s\" is NOT NULL", c->name);
-    if (!w->begun)
-        return kf_error_set(err, KF_ERR_STATE, false, "no change event begun");
-    if (!c || (side != KF_BEFORE && side != KF_AFTER))
-        return kf_error_set(err, KF_ERR_INVALID, false, "column %zu out of range for table \"%s\"",
-                            col, kf_table_name(w->t));
-    if (!w->present[side]) {
-        if (avro_value_set_branch(&w->v_side[side], w->f_side[side].val_branch, &w->row[side]) != 0)
-            return kf_error_set(err, KF_ERR_NOMEM, false, "could not select row image: %s",
-                                avro_strerror());
-        w->present[side] = true;
-    }
-    avro_value_t f, v;
-    if (avro_value_get_by_index(&w->row[side], col, &f, NULL) != 0 ||
-        avro_value_set_branch(&f, w->cols[col].null_branch, &v) != 0)
-        return kf_error_set(err, KF_ERR_INVALID, false, "could not set column \"%s\" to null",
-                            c->name);
-    w->isset[side * w->ncols + col] = 1;
+    kf_cell *cell = target(w, side, col, err);
+    if (!cell)
+        return err ? err->code : KF_ERR_INVALID;
+    cell->kind = KF_CELL_NULL;
     return KF_OK;
 }
 
@@ -644,23 +630,17 @@ int kf_event_set_int(kf_event_writer *w, kf_side side, size_t col, int64_t v, kf
     kf_colrep rep = rep_of(w, col);
     if (rep != KF_REP_INT && rep != KF_REP_LONG)
         return wrong_kind(w, col, "an integer", err);
-    avro_value_t a;
-    const kf_column *c;
-    int rc = target(w, side, col, &a, &c, err);
-    if (rc != KF_OK)
-        return rc;
-    if (rep == KF_REP_LONG) {
-        avro_value_set_long(&a, v);
-        return KF_OK;
-    }
+    const kf_column *c = kf_table_column(w->t, col);
     int64_t lo = c->type == KF_COL_SMALLINT ? INT16_MIN : INT32_MIN;
     int64_t hi = c->type == KF_COL_SMALLINT ? INT16_MAX : INT32_MAX;
-    if (v < lo || v > hi) {
-        w->isset[side * w->ncols + col] = 0;
+    if (rep == KF_REP_INT && (v < lo || v > hi))
         return kf_error_set(err, KF_ERR_INVALID, false,
                             "value %lld is out of range for column \"%s\"", (long long)v, c->name);
-    }
-    avro_value_set_int(&a, (int32_t)v);
+    kf_cell *cell = target(w, side, col, err);
+    if (!cell)
+        return err ? err->code : KF_ERR_INVALID;
+    cell->kind = KF_CELL_INT;
+    cell->v.i = v;
     return KF_OK;
 }
 
@@ -669,15 +649,12 @@ int kf_event_set_double(kf_event_writer *w, kf_side side, size_t col, double v, 
     kf_colrep rep = rep_of(w, col);
     if (rep != KF_REP_FLOAT && rep != KF_REP_DOUBLE)
         return wrong_kind(w, col, "a floating-point", err);
-    avro_value_t a;
-    const kf_column *c;
-    int rc = target(w, side, col, &a, &c, err);
-    if (rc != KF_OK)
-        return rc;
-    if (rep == KF_REP_FLOAT)
-        avro_value_set_float(&a, (float)v);
-    else
-        avro_value_set_double(&a, v);
+    kf_cell *cell = target(w, side, col, err);
+    if (!cell)
+        return err ? err->code : KF_ERR_INVALID;
+    cell->kind = KF_CELL_DOUBLE;
+    /* a float column stores what the Avro float will hold, so reads match the write */
+    cell->v.d = rep == KF_REP_FLOAT ? (double)(float)v : v;
     return KF_OK;
 }
 
@@ -685,12 +662,36 @@ int kf_event_set_bool(kf_event_writer *w, kf_side side, size_t col, bool v, kf_e
 {
     if (rep_of(w, col) != KF_REP_BOOL)
         return wrong_kind(w, col, "a boolean", err);
-    avro_value_t a;
-    const kf_column *c;
-    int rc = target(w, side, col, &a, &c, err);
-    if (rc != KF_OK)
-        return rc;
-    avro_value_set_boolean(&a, v);
+    kf_cell *cell = target(w, side, col, err);
+    if (!cell)
+        return err ? err->code : KF_ERR_INVALID;
+    cell->kind = KF_CELL_BOOL;
+    cell->v.b = v;
+    return KF_OK;
+}
+
+/* Copies a string or bytes value into the event's text buffer; the cell's pointer is set
+ * when encoding, as the buffer may still move. */
+static int put_text(kf_event_writer *w, kf_side side, size_t col, kf_cell_kind kind, const void *p,
+                    size_t len, kf_error *err)
+{
+    const kf_column *c = kf_table_column(w->t, col);
+    size_t at = w->text.len;
+    if (len >= KF_SERDE_MAX_RECORD || kf_buf_reserve(&w->text, at + len + 1) != KF_OK)
+        return kf_error_set(err, len >= KF_SERDE_MAX_RECORD ? KF_ERR_FULL : KF_ERR_NOMEM, false,
+                            "could not set column \"%s\": %s", c ? c->name : "?",
+                            len >= KF_SERDE_MAX_RECORD ? "value too large" : "out of memory");
+    kf_cell *cell = target(w, side, col, err);
+    if (!cell)
+        return err ? err->code : KF_ERR_INVALID;
+    if (len)
+        memcpy(w->text.data + at, p, len);
+    w->text.data[at + len] = '\0';
+    w->text.len = at + len + 1;
+    w->off[(size_t)side * w->ncols + col] = (uint32_t)at;
+    cell->kind = kind;
+    cell->v.s.ptr = NULL;
+    cell->v.s.len = len;
     return KF_OK;
 }
 
@@ -710,16 +711,7 @@ int kf_event_set_string(kf_event_writer *w, kf_side side, size_t col, const char
     }
     if (rep != KF_REP_STRING)
         return wrong_kind(w, col, "a string", err);
-    avro_value_t a;
-    int rc = target(w, side, col, &a, &c, err);
-    if (rc != KF_OK)
-        return rc;
-    if (put_string(w, &a, s, len) != KF_OK) {
-        w->isset[side * w->ncols + col] = 0;
-        return kf_error_set(err, KF_ERR_NOMEM, false, "could not set column \"%s\": out of memory",
-                            c->name);
-    }
-    return KF_OK;
+    return put_text(w, side, col, KF_CELL_STRING, s, len, err);
 }
 
 int kf_event_set_bytes(kf_event_writer *w, kf_side side, size_t col, const void *p, size_t len,
@@ -727,17 +719,7 @@ int kf_event_set_bytes(kf_event_writer *w, kf_side side, size_t col, const void 
 {
     if (rep_of(w, col) != KF_REP_BYTES)
         return wrong_kind(w, col, "a bytes", err);
-    avro_value_t a;
-    const kf_column *c;
-    int rc = target(w, side, col, &a, &c, err);
-    if (rc != KF_OK)
-        return rc;
-    if (avro_value_set_bytes(&a, (void *)p, len) != 0) {
-        w->isset[side * w->ncols + col] = 0;
-        return kf_error_set(err, KF_ERR_NOMEM, false, "could not set column \"%s\": %s", c->name,
-                            avro_strerror());
-    }
-    return KF_OK;
+    return put_text(w, side, col, KF_CELL_BYTES, p, len, err);
 }
 
 int kf_event_set_cell(kf_event_writer *w, kf_side side, size_t col, const kf_cell *cell,
@@ -762,25 +744,8 @@ int kf_event_set_cell(kf_event_writer *w, kf_side side, size_t col, const kf_cel
     return kf_error_set(err, KF_ERR_INVALID, false, "invalid cell kind %d", (int)cell->kind);
 }
 
-/* Fills the serde's key value from the row image that identifies the event. */
-static int build_key(kf_event_writer *w, kf_error *err)
-{
-    avro_value_t *row = w->present[KF_AFTER] ? &w->row[KF_AFTER] : &w->row[KF_BEFORE];
-    size_t npk = kf_table_npk(w->t);
-    for (size_t k = 0; k < npk; k++) {
-        avro_value_t src, dst;
-        size_t col = kf_table_pk_column(w->t, k);
-        if (avro_value_get_by_index(row, col, &src, NULL) != 0 ||
-            avro_value_get_by_index(w->key, k, &dst, NULL) != 0 ||
-            avro_value_copy_fast(&dst, &src) != 0)
-            return kf_error_set(err, KF_ERR_INVALID, false, "could not copy key column \"%s\": %s",
-                                kf_table_column(w->t, col)->name, avro_strerror());
-    }
-    return KF_OK;
-}
-
-/* Nulls the unset columns of the present images and the absent images; checks the op's
- * required images. */
+/* Checks the op's required images, nulls the unset columns of the present images, points
+ * string cells at their copies and sets the envelope's presence and op registers. */
 static int finish_rows(kf_event_writer *w, kf_error *err)
 {
     bool need_after = w->op == KF_OP_CREATE || w->op == KF_OP_READ || w->op == KF_OP_UPDATE;
@@ -790,26 +755,55 @@ static int finish_rows(kf_event_writer *w, kf_error *err)
                             "change event '%c' on table \"%s\" needs its %s image", (char)w->op,
                             kf_table_name(w->t), need_after ? "after" : "before");
     for (int s = 0; s < 2; s++) {
-        avro_value_t v;
+        kf_cell *presence = &w->regs[s ? KF_CODEC_REG_AFTER : KF_CODEC_REG_BEFORE];
         if (!w->present[s]) {
-            avro_value_set_branch(&w->v_side[s], w->f_side[s].null_branch, &v);
+            presence->kind = KF_CELL_NULL;
             continue;
         }
+        presence->kind = KF_CELL_BOOL;
+        presence->v.b = true;
+        kf_cell *row = &w->regs[w->row[s]];
+        const uint8_t *isset = &w->isset[(size_t)s * w->ncols];
+        const uint32_t *off = &w->off[(size_t)s * w->ncols];
         for (size_t c = 0; c < w->ncols; c++) {
-            if (w->isset[(size_t)s * w->ncols + c])
-                continue;
-            const kf_column *col = kf_table_column(w->t, c);
-            avro_value_t f;
-            if (!col->nullable)
-                return kf_error_set(err, KF_ERR_INVALID, false,
-                                    "NOT NULL column \"%s\" of table \"%s\" is not set in the "
-                                    "%s image",
-                                    col->name, kf_table_name(w->t), s ? "after" : "before");
-            avro_value_get_by_index(&w->row[s], c, &f, NULL);
-            avro_value_set_branch(&f, w->cols[c].null_branch, &v);
+            if (!isset[c]) {
+                const kf_column *col = kf_table_column(w->t, c);
+                if (!col->nullable)
+                    return kf_error_set(err, KF_ERR_INVALID, false,
+                                        "NOT NULL column \"%s\" of table \"%s\" is not set in the "
+                                        "%s image",
+                                        col->name, kf_table_name(w->t), s ? "after" : "before");
+                row[c].kind = KF_CELL_NULL;
+            } else if (row[c].kind == KF_CELL_STRING || row[c].kind == KF_CELL_BYTES) {
+                row[c].v.s.ptr = (const char *)w->text.data + off[c];
+            }
         }
     }
+    w->opstr[0] = (char)w->op;
+    w->opstr[1] = '\0';
+    kf_cell *op = &w->regs[KF_CODEC_REG_OP];
+    op->kind = KF_CELL_STRING;
+    op->v.s.ptr = w->opstr;
+    op->v.s.len = 1;
     return KF_OK;
+}
+
+/* Encodes the key of the current event (from its after image, or before for a delete). */
+static int encode_key(kf_event_writer *w, kf_buf *key, kf_error *err)
+{
+    const kf_cell *row = &w->regs[w->row[w->present[KF_AFTER] ? KF_AFTER : KF_BEFORE]];
+    size_t npk = kf_table_npk(w->t);
+    for (size_t k = 0; k < npk; k++)
+        w->kregs[k] = row[kf_table_pk_column(w->t, k)];
+    key->len = 0;
+    if (kf_buf_reserve(key, KF_WIRE_HEADER_SIZE) != KF_OK)
+        return kf_error_set(err, KF_ERR_NOMEM, false, "could not encode key: out of memory");
+    kf_wire_write_header(key->data, w->key_id);
+    key->len = KF_WIRE_HEADER_SIZE;
+    int rc = kf_codec_encode(w->key, w->kregs, key, err);
+    if (rc != KF_OK)
+        key->len = 0;
+    return rc;
 }
 
 int kf_event_writer_encode(kf_event_writer *w, kf_buf *key, kf_buf *value, kf_error *err)
@@ -821,18 +815,23 @@ int kf_event_writer_encode(kf_event_writer *w, kf_buf *key, kf_buf *value, kf_er
     int rc = finish_rows(w, err);
     if (rc != KF_OK)
         return rc;
-    char opstr[2] = {(char)w->op, '\0'};
-    avro_value_set_string_len(&w->v_op, opstr, 2);
-    rc = kf_serde_encode(w->serde, w->value_id, w->env, value, err);
-    if (rc != KF_OK || !key)
+    value->len = 0;
+    if (kf_buf_reserve(value, KF_WIRE_HEADER_SIZE) != KF_OK)
+        return kf_error_set(err, KF_ERR_NOMEM, false,
+                            "could not encode change event: out of memory");
+    kf_wire_write_header(value->data, w->value_id);
+    value->len = KF_WIRE_HEADER_SIZE;
+    rc = kf_codec_encode(w->env, w->regs, value, err);
+    if (rc != KF_OK) {
+        value->len = 0;
         return rc;
+    }
+    if (!key)
+        return KF_OK;
     key->len = 0;
     if (w->key_id < 0 || w->op == KF_OP_TRUNCATE)
         return KF_OK;
-    rc = build_key(w, err);
-    if (rc != KF_OK)
-        return rc;
-    return kf_serde_encode(w->serde, w->key_id, w->key, key, err);
+    return encode_key(w, key, err);
 }
 
 int kf_event_writer_tombstone(kf_event_writer *w, kf_buf *key, kf_error *err)
@@ -843,10 +842,10 @@ int kf_event_writer_tombstone(kf_event_writer *w, kf_buf *key, kf_error *err)
     if (w->key_id < 0)
         return kf_error_set(err, KF_ERR_STATE, false,
                             "table \"%s\" has no key: tombstones need one", kf_table_name(w->t));
-    int rc = build_key(w, err);
+    int rc = finish_rows(w, err);
     if (rc != KF_OK)
         return rc;
-    return kf_serde_encode(w->serde, w->key_id, w->key, key, err);
+    return encode_key(w, key, err);
 }
 
 /* ---- reading ---- */
@@ -854,10 +853,18 @@ int kf_event_writer_tombstone(kf_event_writer *w, kf_buf *key, kf_error *err)
 typedef struct reader_schema {
     int32_t id;
     bool is_key;
+    kf_serde *serde;
     kf_table *table;
-    fslot f_side[2], f_source, f_op, f_ts;
-    fslot src[NSRC];
-    kf_cell *cells; /* before then after (envelope), or the key cells */
+    const kf_codec *codec; /* borrowed from the serde's cache */
+    kf_cell *regs;         /* the last decoded record; the rows, or the key cells */
+    size_t row[2];
+    kf_buf text; /* NUL-terminated copies of the last record's strings and bytes */
+    /* the generic value of the last envelope: decoded from msg only when it is used */
+    avro_schema_t schema;
+    kf_buf msg;
+    bool generic_ready;
+    avro_value_t *generic;
+    avro_value_t lazy;
 } reader_schema;
 
 struct kf_event_reader {
@@ -866,6 +873,89 @@ struct kf_event_reader {
     size_t n;
     size_t cap;
     reader_schema *last;
+};
+
+/*
+ * kf_event.value: an avro-c value whose methods decode the message into the serde's generic
+ * value on first use, then forward to it. The top level of an envelope is a record, so the
+ * record methods are the only ones it needs; the children it hands out are the generic ones.
+ */
+static avro_value_t *lazy_generic(const void *self)
+{
+    reader_schema *rs = (reader_schema *)(uintptr_t)self;
+    if (rs->generic_ready)
+        return rs->generic;
+    kf_error err;
+    if (kf_serde_decode(rs->serde, rs->msg.data, rs->msg.len, NULL, &rs->generic, &err) != KF_OK) {
+        avro_set_error("could not decode the generic value of schema id %d: %s", (int)rs->id,
+                       err.message);
+        return NULL;
+    }
+    rs->generic_ready = true;
+    return rs->generic;
+}
+
+static void lazy_incref(avro_value_t *v)
+{
+    (void)v; /* owned by the reader */
+}
+
+static void lazy_decref(avro_value_t *v)
+{
+    (void)v;
+}
+
+static int lazy_reset(const avro_value_iface_t *iface, void *self)
+{
+    (void)iface;
+    avro_value_t *v = lazy_generic(self);
+    return v ? avro_value_reset(v) : EINVAL;
+}
+
+static avro_type_t lazy_get_type(const avro_value_iface_t *iface, const void *self)
+{
+    (void)iface;
+    return avro_typeof(((const reader_schema *)self)->schema);
+}
+
+static avro_schema_t lazy_get_schema(const avro_value_iface_t *iface, const void *self)
+{
+    (void)iface;
+    return ((const reader_schema *)self)->schema;
+}
+
+static int lazy_get_size(const avro_value_iface_t *iface, const void *self, size_t *size)
+{
+    (void)iface;
+    avro_value_t *v = lazy_generic(self);
+    return v ? avro_value_get_size(v, size) : EINVAL;
+}
+
+static int lazy_get_by_index(const avro_value_iface_t *iface, const void *self, size_t index,
+                             avro_value_t *child, const char **name)
+{
+    (void)iface;
+    avro_value_t *v = lazy_generic(self);
+    return v ? avro_value_get_by_index(v, index, child, name) : EINVAL;
+}
+
+static int lazy_get_by_name(const avro_value_iface_t *iface, const void *self, const char *name,
+                            avro_value_t *child, size_t *index)
+{
+    (void)iface;
+    avro_value_t *v = lazy_generic(self);
+    return v ? avro_value_get_by_name(v, name, child, index) : EINVAL;
+}
+
+static avro_value_iface_t lazy_iface = {
+    .incref = lazy_incref,
+    .decref = lazy_decref,
+    .reset = lazy_reset,
+    .get_type = lazy_get_type,
+    .get_schema = lazy_get_schema,
+    .get_size = lazy_get_size,
+    .get_by_index = lazy_get_by_index,
+    .get_by_name = lazy_get_by_name,
 };
 
 kf_event_reader *kf_event_reader_new(kf_serde *serde, kf_error *err)
@@ -884,7 +974,9 @@ static void rschema_free(reader_schema *rs)
     if (!rs)
         return;
     kf_table_destroy(rs->table);
-    free(rs->cells);
+    free(rs->regs);
+    kf_buf_free(&rs->text);
+    kf_buf_free(&rs->msg);
     free(rs);
 }
 
@@ -901,6 +993,7 @@ void kf_event_reader_destroy(kf_event_reader *r)
 static int rschema_build(kf_event_reader *r, int32_t id, bool is_key, reader_schema **out,
                          kf_error *err)
 {
+    const char *what = is_key ? "key" : "change event";
     avro_schema_t schema;
     const char *json;
     int rc = kf_serde_schema(r->serde, id, &schema, &json, err);
@@ -919,47 +1012,46 @@ static int rschema_build(kf_event_reader *r, int32_t id, bool is_key, reader_sch
         return kf_error_set(err, KF_ERR_NOMEM, false, "could not cache schema: out of memory");
     rs->id = id;
     rs->is_key = is_key;
+    rs->serde = r->serde;
+    rs->schema = schema;
+    rs->lazy.iface = &lazy_iface;
+    rs->lazy.self = rs;
+    kf_buf_init(&rs->text);
+    kf_buf_init(&rs->msg);
     kf_error terr;
     kf_error_clear(&terr);
+    rc = kf_serde_codec(r->serde, id, &rs->codec, &terr);
+    if (rc == KF_ERR_NOMEM) {
+        rc = kf_error_set(err, rc, false, "%s", terr.message);
+        goto out_free_rs;
+    }
+    if (rc != KF_OK || kf_codec_is_envelope(rs->codec) == is_key) {
+        rc = kf_error_set(err, KF_ERR_DECODE, false, "cannot read schema id %d as a %s: %s",
+                          (int)id, what,
+                          rc != KF_OK ? terr.message
+                          : is_key    ? "it is a change event envelope"
+                                      : "not an envelope");
+        goto out_free_rs;
+    }
     rs->table = kf_table_from_schema_json(json, NULL, &terr);
     if (!rs->table) {
         rc = kf_error_set(err, KF_ERR_DECODE, false, "cannot read schema id %d as a %s: %s",
-                          (int)id, is_key ? "key" : "change event", terr.message);
+                          (int)id, what, terr.message);
         goto out_free_rs;
     }
-    size_t ncols = kf_table_ncolumns(rs->table);
-    if (!is_key) {
-        slot_resolve(schema, "before", &rs->f_side[KF_BEFORE]);
-        slot_resolve(schema, "after", &rs->f_side[KF_AFTER]);
-        slot_resolve(schema, "source", &rs->f_source);
-        slot_resolve(schema, "op", &rs->f_op);
-        slot_resolve(schema, "ts_ms", &rs->f_ts);
-        avro_schema_t row =
-            rs->f_side[KF_BEFORE].index >= 0 ? slot_record(schema, &rs->f_side[KF_BEFORE]) : NULL;
-        if (!row || rs->f_side[KF_AFTER].type != AVRO_RECORD || rs->f_op.type != AVRO_STRING ||
-            avro_schema_record_size(row) != ncols) {
-            rc = kf_error_set(err, KF_ERR_DECODE, false,
-                              "cannot read schema id %d as a change event: not an envelope",
-                              (int)id);
-            goto out_free_rs;
-        }
-        avro_schema_t src =
-            rs->f_source.type == AVRO_RECORD ? slot_record(schema, &rs->f_source) : NULL;
-        for (int i = 0; i < NSRC; i++) {
-            if (src)
-                slot_resolve(src, src_names[i], &rs->src[i]);
-            else
-                rs->src[i].index = -1;
-        }
-    } else if (avro_schema_record_size(schema) != ncols) {
-        rc = kf_error_set(err, KF_ERR_DECODE, false, "cannot read schema id %d as a key", (int)id);
+    if (kf_table_ncolumns(rs->table) != kf_codec_nfields(rs->codec)) {
+        rc = kf_error_set(err, KF_ERR_DECODE, false,
+                          "cannot read schema id %d as a %s: %zu columns but %zu fields", (int)id,
+                          what, kf_table_ncolumns(rs->table), kf_codec_nfields(rs->codec));
         goto out_free_rs;
     }
-    rs->cells = calloc(2 * (ncols ? ncols : 1), sizeof(*rs->cells));
-    if (!rs->cells) {
+    rs->regs = calloc(kf_codec_nregs(rs->codec) ? kf_codec_nregs(rs->codec) : 1, sizeof(*rs->regs));
+    if (!rs->regs) {
         rc = kf_error_set(err, KF_ERR_NOMEM, false, "could not cache schema: out of memory");
         goto out_free_rs;
     }
+    rs->row[KF_BEFORE] = kf_codec_row_reg(rs->codec, KF_BEFORE, 0);
+    rs->row[KF_AFTER] = kf_codec_row_reg(rs->codec, KF_AFTER, 0);
     r->items[r->n++] = rs;
     *out = rs;
     return KF_OK;
@@ -989,136 +1081,60 @@ static int rschema_get(kf_event_reader *r, int32_t id, bool is_key, reader_schem
     return rc;
 }
 
-static void cell_from(const avro_value_t *val, kf_cell *c)
+/* Parses the framing and decodes the payload into the registers of its schema id. */
+static int decode_message(kf_event_reader *r, const void *buf, size_t len, bool is_key,
+                          reader_schema **out, kf_error *err)
 {
-    avro_value_t b;
-    const avro_value_t *v = val;
-    avro_type_t t = avro_value_get_type(v);
-    if (t == AVRO_UNION) {
-        if (avro_value_get_current_branch(v, &b) != 0) {
-            c->kind = KF_CELL_NULL;
-            return;
-        }
-        v = &b;
-        t = avro_value_get_type(v);
-    }
-    switch (t) {
-    case AVRO_INT32: {
-        int32_t x = 0;
-        avro_value_get_int(v, &x);
-        c->kind = KF_CELL_INT;
-        c->v.i = x;
-        return;
-    }
-    case AVRO_INT64:
-        c->kind = KF_CELL_INT;
-        avro_value_get_long(v, &c->v.i);
-        return;
-    case AVRO_FLOAT: {
-        float f = 0;
-        avro_value_get_float(v, &f);
-        c->kind = KF_CELL_DOUBLE;
-        c->v.d = f;
-        return;
-    }
-    case AVRO_DOUBLE:
-        c->kind = KF_CELL_DOUBLE;
-        avro_value_get_double(v, &c->v.d);
-        return;
-    case AVRO_BOOLEAN: {
-        int x = 0;
-        avro_value_get_boolean(v, &x);
-        c->kind = KF_CELL_BOOL;
-        c->v.b = x != 0;
-        return;
-    }
-    case AVRO_STRING: {
-        const char *p = NULL;
-        size_t sz = 0;
-        avro_value_get_string(v, &p, &sz);
-        c->kind = KF_CELL_STRING;
-        c->v.s.ptr = p ? p : "";
-        c->v.s.len = sz ? sz - 1 : 0;
-        return;
-    }
-    case AVRO_BYTES: {
-        const void *p = NULL;
-        size_t sz = 0;
-        avro_value_get_bytes(v, &p, &sz);
-        c->kind = KF_CELL_BYTES;
-        c->v.s.ptr = p ? p : "";
-        c->v.s.len = sz;
-        return;
-    }
-    default:
-        c->kind = KF_CELL_NULL;
-        return;
-    }
+    int32_t id;
+    const uint8_t *payload;
+    size_t plen;
+    int rc = kf_wire_parse(buf, len, &id, &payload, &plen, err);
+    if (rc != KF_OK)
+        return rc;
+    reader_schema *rs;
+    rc = rschema_get(r, id, is_key, &rs, err);
+    if (rc != KF_OK)
+        return rc;
+    kf_error derr;
+    rc = kf_codec_decode(rs->codec, payload, plen, KF_WIRE_HEADER_SIZE, rs->regs, &rs->text, &derr);
+    if (rc != KF_OK)
+        return kf_error_set(err, rc, false, "%s (schema id %d)", derr.message, (int)id);
+    *out = rs;
+    return KF_OK;
 }
 
-static const kf_cell *read_row(const avro_value_t *env, const fslot *s, kf_cell *cells,
-                               size_t ncols)
+static const char *reg_str(const kf_cell *c)
 {
-    avro_value_t row;
-    if (!slot_read(env, s, &row))
-        return NULL;
-    for (size_t i = 0; i < ncols; i++) {
-        avro_value_t f;
-        if (avro_value_get_by_index(&row, i, &f, NULL) != 0)
-            cells[i].kind = KF_CELL_NULL;
-        else
-            cell_from(&f, &cells[i]);
-    }
-    return cells;
+    return c->kind == KF_CELL_STRING ? c->v.s.ptr : NULL;
 }
 
-static const char *read_str(const avro_value_t *rec, const fslot *s)
+static bool reg_long(const kf_cell *c, int64_t *out)
 {
-    avro_value_t v;
-    const char *p = NULL;
-    size_t sz;
-    if (!slot_read(rec, s, &v) || avro_value_get_type(&v) != AVRO_STRING ||
-        avro_value_get_string(&v, &p, &sz) != 0)
-        return NULL;
-    return p ? p : "";
-}
-
-static bool read_long(const avro_value_t *rec, const fslot *s, int64_t *out)
-{
-    avro_value_t v;
-    if (!slot_read(rec, s, &v))
+    if (c->kind != KF_CELL_INT)
         return false;
-    if (avro_value_get_type(&v) == AVRO_INT64)
-        return avro_value_get_long(&v, out) == 0;
-    int32_t x;
-    if (avro_value_get_type(&v) == AVRO_INT32 && avro_value_get_int(&v, &x) == 0) {
-        *out = x;
-        return true;
-    }
-    return false;
+    *out = c->v.i;
+    return true;
 }
 
-static void read_source(const avro_value_t *env, const reader_schema *rs, kf_source *src)
+static void read_source(const kf_cell *regs, kf_source *src)
 {
+    const kf_cell *s = &regs[KF_CODEC_REG_SOURCE];
     memset(src, 0, sizeof(*src));
-    avro_value_t rec;
-    if (!slot_read(env, &rs->f_source, &rec))
-        return;
-    src->version = read_str(&rec, &rs->src[S_VERSION]);
-    src->connector = read_str(&rec, &rs->src[S_CONNECTOR]);
-    src->name = read_str(&rec, &rs->src[S_NAME]);
-    read_long(&rec, &rs->src[S_TS_MS], &src->ts_ms);
-    src->snapshot = read_str(&rec, &rs->src[S_SNAPSHOT]);
-    src->db = read_str(&rec, &rs->src[S_DB]);
-    src->schema = read_str(&rec, &rs->src[S_SCHEMA]);
-    src->table = read_str(&rec, &rs->src[S_TABLE]);
-    src->has_lsn = read_long(&rec, &rs->src[S_LSN], &src->lsn);
-    src->has_txid = read_long(&rec, &rs->src[S_TXID], &src->txid);
-    src->has_pos = read_long(&rec, &rs->src[S_POS], &src->pos);
-    src->has_seq = read_long(&rec, &rs->src[S_SEQ], &src->seq);
-    src->file = read_str(&rec, &rs->src[S_FILE]);
-    src->gtid = read_str(&rec, &rs->src[S_GTID]);
-    src->resume_token = read_str(&rec, &rs->src[S_RESUME_TOKEN]);
+    src->version = reg_str(&s[KF_SRC_VERSION]);
+    src->connector = reg_str(&s[KF_SRC_CONNECTOR]);
+    src->name = reg_str(&s[KF_SRC_NAME]);
+    reg_long(&s[KF_SRC_TS_MS], &src->ts_ms);
+    src->snapshot = reg_str(&s[KF_SRC_SNAPSHOT]);
+    src->db = reg_str(&s[KF_SRC_DB]);
+    src->schema = reg_str(&s[KF_SRC_SCHEMA]);
+    src->table = reg_str(&s[KF_SRC_TABLE]);
+    src->has_lsn = reg_long(&s[KF_SRC_LSN], &src->lsn);
+    src->has_txid = reg_long(&s[KF_SRC_TXID], &src->txid);
+    src->has_pos = reg_long(&s[KF_SRC_POS], &src->pos);
+    src->has_seq = reg_long(&s[KF_SRC_SEQ], &src->seq);
+    src->file = reg_str(&s[KF_SRC_FILE]);
+    src->gtid = reg_str(&s[KF_SRC_GTID]);
+    src->resume_token = reg_str(&s[KF_SRC_RESUME_TOKEN]);
 }
 
 int kf_event_reader_decode(kf_event_reader *r, const void *value, size_t len, kf_event *ev,
@@ -1130,31 +1146,35 @@ int kf_event_reader_decode(kf_event_reader *r, const void *value, size_t len, kf
         ev->schema_id = -1;
         return KF_OK;
     }
-    int32_t id;
-    avro_value_t *env;
-    int rc = kf_serde_decode(r->serde, value, len, &id, &env, err);
-    if (rc != KF_OK)
-        return rc;
     reader_schema *rs;
-    rc = rschema_get(r, id, false, &rs, err);
+    int rc = decode_message(r, value, len, false, &rs, err);
     if (rc != KF_OK)
         return rc;
-    const char *op = read_str(env, &rs->f_op);
-    if (!op || !op[0] || op[1] || !strchr("cudrt", op[0]))
+    const kf_cell *regs = rs->regs;
+    const kf_cell *op = &regs[KF_CODEC_REG_OP];
+    if (op->kind != KF_CELL_STRING || op->v.s.len != 1 || !strchr("cudrt", op->v.s.ptr[0]))
         return kf_error_set(err, KF_ERR_DECODE, false,
-                            "change event with schema id %d has invalid op \"%.8s\"", (int)id,
-                            op ? op : "null");
-    ev->op = (kf_op)op[0];
-    ev->schema_id = id;
-    ev->has_ts_ms = read_long(env, &rs->f_ts, &ev->ts_ms);
+                            "change event with schema id %d has invalid op \"%.8s\"", (int)rs->id,
+                            op->kind == KF_CELL_STRING ? op->v.s.ptr : "null");
+    /* the copy the generic value is decoded from if it is ever used */
+    rs->generic_ready = false;
+    rs->msg.len = 0;
+    if (kf_buf_reserve(&rs->msg, len) != KF_OK)
+        return kf_error_set(err, KF_ERR_NOMEM, false,
+                            "could not keep change event of %zu bytes: out of memory", len);
+    memcpy(rs->msg.data, value, len);
+    rs->msg.len = len;
+    ev->op = (kf_op)op->v.s.ptr[0];
+    ev->schema_id = rs->id;
+    ev->has_ts_ms = reg_long(&regs[KF_CODEC_REG_TS_MS], &ev->ts_ms);
     if (!ev->has_ts_ms)
         ev->ts_ms = 0;
-    read_source(env, rs, &ev->source);
+    read_source(regs, &ev->source);
     ev->table = rs->table;
     ev->ncols = kf_table_ncolumns(rs->table);
-    ev->before = read_row(env, &rs->f_side[KF_BEFORE], rs->cells, ev->ncols);
-    ev->after = read_row(env, &rs->f_side[KF_AFTER], rs->cells + ev->ncols, ev->ncols);
-    ev->value = env;
+    ev->before = regs[KF_CODEC_REG_BEFORE].kind == KF_CELL_BOOL ? regs + rs->row[KF_BEFORE] : NULL;
+    ev->after = regs[KF_CODEC_REG_AFTER].kind == KF_CELL_BOOL ? regs + rs->row[KF_AFTER] : NULL;
+    ev->value = &rs->lazy;
     return KF_OK;
 }
 
@@ -1163,24 +1183,11 @@ int kf_event_reader_decode_key(kf_event_reader *r, const void *key, size_t len,
 {
     if (!key)
         return kf_error_set(err, KF_ERR_DECODE, false, "message has no key");
-    int32_t id;
-    avro_value_t *kv;
-    int rc = kf_serde_decode(r->serde, key, len, &id, &kv, err);
-    if (rc != KF_OK)
-        return rc;
     reader_schema *rs;
-    rc = rschema_get(r, id, true, &rs, err);
+    int rc = decode_message(r, key, len, true, &rs, err);
     if (rc != KF_OK)
         return rc;
-    size_t n = kf_table_ncolumns(rs->table);
-    for (size_t i = 0; i < n; i++) {
-        avro_value_t f;
-        if (avro_value_get_by_index(kv, i, &f, NULL) != 0)
-            rs->cells[i].kind = KF_CELL_NULL;
-        else
-            cell_from(&f, &rs->cells[i]);
-    }
     *table = rs->table;
-    *cells = rs->cells;
+    *cells = rs->regs;
     return KF_OK;
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kfleet/codec.h"
 #include "kfleet/wire.h"
 
 /* Nesting limit for the decoder: recursive schemas would otherwise let a message drive the
@@ -25,6 +26,9 @@ typedef struct serde_entry {
     avro_value_t dec;
     bool has_enc;
     avro_value_t enc;
+    bool codec_tried; /* compiled (or failed to) on first kf_serde_codec */
+    kf_codec *codec;
+    kf_error codec_err;
 } serde_entry;
 
 struct kf_serde {
@@ -105,6 +109,7 @@ static void entry_free(serde_entry *e)
 {
     if (!e)
         return;
+    kf_codec_destroy(e->codec);
     if (e->has_enc)
         avro_value_decref(&e->enc);
     if (e->dec.iface)
@@ -352,6 +357,33 @@ int kf_serde_encode(kf_serde *s, int32_t id, const avro_value_t *value, kf_buf *
             return kf_error_set(err, KF_ERR_NOMEM, false, "could not encode record: out of memory");
     }
     out->len = KF_WIRE_HEADER_SIZE + (size_t)avro_writer_tell(s->writer);
+    return KF_OK;
+}
+
+int kf_serde_codec(kf_serde *s, int32_t id, const kf_codec **codec_out, kf_error *err)
+{
+    serde_entry *e;
+    int rc = entry_get(s, id, &e, err);
+    if (rc != KF_OK)
+        return rc;
+    if (!e->codec_tried) {
+        kf_error cerr;
+        kf_error_clear(&cerr);
+        e->codec = kf_codec_new(e->schema, e->json, &cerr);
+        if (!e->codec && cerr.code == KF_ERR_NOMEM)
+            return kf_error_set(err, KF_ERR_NOMEM, false,
+                                "could not compile schema id %d: out of memory", (int)id);
+        e->codec_tried = true;
+        if (!e->codec)
+            kf_error_set(&e->codec_err, KF_ERR_INVALID, false, "cannot compile schema id %d: %s",
+                         (int)id, cerr.message);
+    }
+    if (!e->codec) {
+        if (err)
+            *err = e->codec_err;
+        return e->codec_err.code;
+    }
+    *codec_out = e->codec;
     return KF_OK;
 }
 

@@ -77,7 +77,10 @@ typedef struct kf_source {
 } kf_source;
 
 /* A decoded event. Every pointer borrows from the reader and stays valid until the reader
- * decodes another message with the same schema id, or is destroyed. */
+ * decodes another message with the same schema id, or is destroyed; none borrows from the
+ * message, which may be released at once. Strings and bytes are copies, so that strings can be
+ * NUL-terminated; for a view that points into the message itself, decode with the codec
+ * (codec.h) directly. */
 typedef struct kf_event {
     kf_op op;
     int32_t schema_id;
@@ -86,16 +89,21 @@ typedef struct kf_event {
     kf_source source;
     const kf_table *table; /* the columns of before/after; NULL for a tombstone */
     size_t ncols;
-    const kf_cell *before;     /* ncols cells, or NULL when the envelope has no before image */
-    const kf_cell *after;      /* ncols cells, or NULL when absent */
-    const avro_value_t *value; /* the decoded envelope itself, for generic processing */
+    const kf_cell *before; /* ncols cells, or NULL when the envelope has no before image */
+    const kf_cell *after;  /* ncols cells, or NULL when absent */
+    /* The envelope as an avro-c generic value, for generic processing. It is decoded from a
+     * copy of the message only when first used (the cells above never need it), into the
+     * serde's decoding value of this schema id: a kf_serde_decode of the same id on the same
+     * serde replaces its content. */
+    const avro_value_t *value;
 } kf_event;
 
 /* ---- writing ---- */
 
-/* Builds events of one table into the serde's reusable values and encodes them. Not
- * thread-safe; at most one writer per (serde, value schema id) at a time, as they share the
- * serde's value. Steady state (same op and the same null/non-null pattern) allocates nothing. */
+/* Builds events of one table into cells and encodes them with the schema's compiled codec
+ * (codec.h; avro-c's generic values are not used). Not thread-safe; writers sharing a serde
+ * must be used from the thread that owns the serde. Once its buffers have grown to the largest
+ * event, a writer allocates nothing, whatever the mix of ops and null columns. */
 typedef struct kf_event_writer kf_event_writer;
 
 /* serde and table are borrowed and must outlive the writer. value_id is the registered
@@ -150,8 +158,11 @@ int kf_event_writer_tombstone(kf_event_writer *w, kf_buf *key, kf_error *err);
 
 /* ---- reading ---- */
 
-/* Decodes change events of any table and schema id (kfleet's or Debezium's envelopes). The
- * table description of each schema id is derived once, on first sight. Not thread-safe. */
+/* Decodes change events of any table and schema id (kfleet's or Debezium's envelopes) with
+ * the writer schema's compiled codec: every length and union index is checked against the
+ * message, and the cells are filled without avro-c's generic values. The table description
+ * of each schema id is derived once, on first sight. Once its buffers have grown to the
+ * largest message, a reader allocates nothing. Not thread-safe. */
 typedef struct kf_event_reader kf_event_reader;
 
 /* serde is borrowed and must outlive the reader. */
@@ -159,8 +170,9 @@ kf_event_reader *kf_event_reader_new(kf_serde *serde, kf_error *err);
 void kf_event_reader_destroy(kf_event_reader *r); /* NULL is a no-op */
 
 /* Decodes a Kafka message value into ev. A NULL value is a tombstone (op KF_OP_TOMBSTONE,
- * no rows). Errors as kf_serde_decode, plus KF_ERR_DECODE when the schema is not a change
- * event envelope of supported column types, or the op is not one of c/u/d/r/t. */
+ * no rows). Errors as kf_serde_decode (KF_ERR_DECODE names the field and byte offset), plus
+ * KF_ERR_DECODE when the schema is not a change event envelope of supported column types, or
+ * the op is not one of c/u/d/r/t. */
 int kf_event_reader_decode(kf_event_reader *r, const void *value, size_t len, kf_event *ev,
                            kf_error *err);
 

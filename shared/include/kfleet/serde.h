@@ -49,6 +49,9 @@ void kf_buf_free(kf_buf *b);
  */
 typedef struct kf_serde kf_serde;
 
+/* A compiled program for direct encoding and decoding (see codec.h). */
+typedef struct kf_codec kf_codec;
+
 /* Creates a serde. reg is borrowed (it must outlive the serde) and may be NULL: then only
  * schemas added with kf_serde_add_schema are known. Returns NULL and fills err on failure. */
 kf_serde *kf_serde_new(kf_registry *reg, kf_error *err);
@@ -82,6 +85,12 @@ int kf_serde_value(kf_serde *s, int32_t id, avro_value_t **value_out, kf_error *
  * instance of an equal schema is accepted at the cost of a schema comparison). Unknown id:
  * KF_ERR_NOT_FOUND; wrong schema: KF_ERR_INVALID; larger than KF_SERDE_MAX_RECORD: KF_ERR_FULL. */
 int kf_serde_encode(kf_serde *s, int32_t id, const avro_value_t *value, kf_buf *out, kf_error *err);
+
+/* The compiled codec program of schema id (codec.h): the direct, allocation-free path that
+ * change events take. Compiled on first use and cached with the schema; borrowed until
+ * kf_serde_destroy. Unknown id: as kf_serde_schema. A schema the codec cannot compile is
+ * KF_ERR_INVALID; the failure is remembered, so later calls fail alike without compiling. */
+int kf_serde_codec(kf_serde *s, int32_t id, const kf_codec **codec_out, kf_error *err);
 
 /* Decodes one wire-format message. Sets *id_out (may be NULL) and *value_out to the serde's
  * decoding value for that schema id, borrowed until the next decode of the same id or
