@@ -4,6 +4,7 @@
 #ifndef KFLEET_DLQ_H
 #define KFLEET_DLQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,5 +54,33 @@ int kf_dlq_send(kf_dlq *d, const rd_kafka_message_t *msg, const kf_dlq_reason *w
 
 /* Records sent so far. */
 uint64_t kf_dlq_count(const kf_dlq *d);
+
+/* True when name is one of the error headers a DLQ writer adds (every __connect.errors.*
+ * header, kfleet.rule.id, kfleet.error.reason, kfleet.worker); kfleet.replay.count is not. */
+bool kf_dlq_is_error_header(const char *name);
+
+/* What the headers of a DLQ record (borrowed) say. Strings are NUL-terminated copies, cut to
+ * the field size; absent headers leave them empty and the numbers at -1 (replay_count 0). */
+typedef struct kf_dlq_info {
+    char topic[256]; /* __connect.errors.topic: the origin topic */
+    int32_t partition;
+    int64_t offset;
+    char stage[64];
+    char error_class[128];
+    char message[512];
+    char rule_id[256];
+    char reason[128];
+    char worker[128];
+    int64_t replay_count; /* kfleet.replay.count; 0 when absent or not a number */
+} kf_dlq_info;
+
+/* Fills *out from msg's headers (the last header of each name wins). */
+void kf_dlq_info_get(const rd_kafka_message_t *msg, kf_dlq_info *out);
+
+/* The headers to re-produce a DLQ record to its origin: the record's headers in order
+ * without the error headers, and kfleet.replay.count set to replay_count (one header, at
+ * the end). The caller owns the list (or hands it to kf_producer_produce). NULL only when
+ * out of memory. */
+rd_kafka_headers_t *kf_dlq_replay_headers(const rd_kafka_message_t *msg, int64_t replay_count);
 
 #endif

@@ -1,0 +1,27 @@
+/* Materializing dead-letter records into Postgres (kfleet_meta.quarantine) for review in SQL:
+ * original columns as JSON, the error reason and rule id, and the origin coordinates. */
+#ifndef KFLEET_REPLAY_MATERIALIZE_H
+#define KFLEET_REPLAY_MATERIALIZE_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "kfleet/error.h"
+#include "kfleet/registry.h"
+
+typedef struct kf_quarantine kf_quarantine;
+
+/* Connects with the libpq keywords/values (NULL-terminated, borrowed; "dbname" may be a URI),
+ * creates the schema and table when missing and prepares the insert. registry (borrowed, may
+ * be NULL) decodes values into the JSON column. NULL + err on failure. */
+kf_quarantine *kf_quarantine_open(const char *const *keys, const char *const *values,
+                                  kf_registry *registry, kf_error *err);
+void kf_quarantine_close(kf_quarantine *q); /* NULL is a no-op */
+
+/* One database transaction per batch. add inserts one DLQ record (borrowed); a record already
+ * stored (same DLQ topic, partition, offset) is left as it is, so a repeated batch is harmless. */
+int kf_quarantine_begin(kf_quarantine *q, kf_error *err);
+int kf_quarantine_add(kf_quarantine *q, const rd_kafka_message_t *m, kf_error *err);
+int kf_quarantine_commit(kf_quarantine *q, kf_error *err);
+void kf_quarantine_rollback(kf_quarantine *q);
+
+#endif

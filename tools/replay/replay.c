@@ -1,0 +1,419 @@
+/* The replay loop: one consumed batch of DLQ records is one Kafka transaction holding the
+ * re-produced (or parked) records and the replay group's offsets, so every selected record
+ * reaches its target exactly once even when the tool is interrupted and run again. */
+#include "replay.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kfleet/dlq.h"
+#include "kfleet/kafka.h"
+#include "kfleet/log.h"
+#include "kfleet/retry.h"
+#include "kfleet/signals.h"
+#include "materialize.h"
+
+#define BATCH          500
+#define POLL_MS        200
+#define PROGRESS_MS    5000
+#define ASSIGN_WAIT_MS 60000
+#define TXN_TIMEOUT_MS 60000
+#define TOPIC_MAX      250
+
+int kf_replay_parse_range(const char *s, kf_replay_range *out)
+{
+    char *end;
+    out->partition = -1;
+    const char *colon = strchr(s, ':');
+    errno = 0;
+    if (colon) {
+        long p = strtol(s, &end, 10);
+        if (end != colon || p < 0 || p > INT32_MAX || errno)
+            return KF_ERR_INVALID;
+        out->partition = (int32_t)p;
+        s = colon + 1;
+    }
+    long long first = strtoll(s, &end, 10);
+    if (end == s || first < 0 || errno)
+        return KF_ERR_INVALID;
+    out->first = first;
+    out->last = first;
+    if (*end == '\0')
+        return KF_OK;
+    if (*end != '-')
+        return KF_ERR_INVALID;
+    s = end + 1;
+    if (*s == '\0') {
+        out->last = -1;
+        return KF_OK;
+    }
+    long long last = strtoll(s, &end, 10);
+    if (*end || last < first || errno)
+        return KF_ERR_INVALID;
+    out->last = last;
+    return KF_OK;
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* Reads exactly n digits into *out. */
+static bool num(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return false;
+        v = v * 10 + (*p)[i] - '0';
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+int kf_replay_parse_time(const char *s, int64_t *ms)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*s && !*end && !errno && v >= 0) {
+        *ms = v;
+        return KF_OK;
+    }
+    const char *p = s;
+    int y, mo, d, hh = 0, mi = 0, ss = 0;
+    if (!num(&p, 4, &y) || *p++ != '-' || !num(&p, 2, &mo) || *p++ != '-' || !num(&p, 2, &d) ||
+        mo < 1 || mo > 12 || d < 1 || d > 31)
+        return KF_ERR_INVALID;
+    int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400000;
+    if (*p == 'T' || *p == ' ') {
+        p++;
+        if (!num(&p, 2, &hh) || *p++ != ':' || !num(&p, 2, &mi) || hh > 23 || mi > 59)
+            return KF_ERR_INVALID;
+        if (*p == ':') {
+            p++;
+            if (!num(&p, 2, &ss) || ss > 60)
+                return KF_ERR_INVALID;
+            if (*p == '.') {
+                int scale = 100;
+                for (p++; isdigit((unsigned char)*p); p++, scale /= 10)
+                    t += (*p - '0') * scale;
+            }
+        }
+        t += (int64_t)hh * 3600000 + (int64_t)mi * 60000 + (int64_t)ss * 1000;
+        if (*p == 'Z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+            if (!num(&p, 2, &oh))
+                return KF_ERR_INVALID;
+            if (*p == ':')
+                p++;
+            if (*p && !num(&p, 2, &om))
+                return KF_ERR_INVALID;
+            t -= sign * ((int64_t)oh * 3600000 + (int64_t)om * 60000);
+        }
+    }
+    if (*p)
+        return KF_ERR_INVALID;
+    *ms = t;
+    return KF_OK;
+}
+
+typedef struct replay {
+    const kf_replay_options *o;
+    FILE *out;
+    kf_replay_stats *st;
+    kf_producer *p;
+    kf_consumer *c;
+    kf_txn *t;
+    kf_quarantine *q;
+    /* per-batch counts, applied after the commit */
+    kf_replay_stats b;
+} replay;
+
+static bool selected(const kf_replay_options *o, const rd_kafka_message_t *m,
+                     const kf_dlq_info *info)
+{
+    if (o->nrules) {
+        bool hit = false;
+        for (size_t i = 0; i < o->nrules && !hit; i++)
+            hit = strcmp(o->rules[i], info->rule_id) == 0;
+        if (!hit)
+            return false;
+    }
+    rd_kafka_timestamp_type_t tt;
+    int64_t ts = rd_kafka_message_timestamp(m, &tt);
+    if ((o->has_since && ts < o->since_ms) || (o->has_until && ts >= o->until_ms))
+        return false;
+    if (o->nranges) {
+        bool hit = false;
+        for (size_t i = 0; i < o->nranges && !hit; i++) {
+            const kf_replay_range *r = &o->ranges[i];
+            hit = (r->partition < 0 || r->partition == m->partition) && m->offset >= r->first &&
+                  (r->last < 0 || m->offset <= r->last);
+        }
+        if (!hit)
+            return false;
+    }
+    return true;
+}
+
+static int one(replay *r, const rd_kafka_message_t *m, kf_error *err)
+{
+    const kf_replay_options *o = r->o;
+    const char *dlq_topic = rd_kafka_topic_name(m->rkt);
+    kf_dlq_info info;
+    kf_dlq_info_get(m, &info);
+    r->b.read++;
+    if (!selected(o, m, &info)) {
+        r->b.skipped++;
+        return KF_OK;
+    }
+    if (o->materialize) {
+        r->b.materialized++;
+        return o->dry_run ? KF_OK : kf_quarantine_add(r->q, m, err);
+    }
+    char parking[TOPIC_MAX + 8];
+    const char *target = o->to ? o->to : info.topic;
+    bool park = info.replay_count >= o->max_replays;
+    if (park) {
+        if (o->parking_topic)
+            snprintf(parking, sizeof(parking), "%s", o->parking_topic);
+        else
+            snprintf(parking, sizeof(parking), "%s.parked", dlq_topic);
+        target = parking;
+    } else if (!target[0]) {
+        r->b.no_origin++;
+        r->b.skipped++;
+        kf_log(KF_LOG_WARN, "record has no origin topic header; give --to to replay it", "topic",
+               dlq_topic, (char *)NULL);
+        return KF_OK;
+    }
+    if (o->dry_run) {
+        fprintf(r->out,
+                "%s [%" PRId32 "] @%" PRId64 " rule=%s reason=%s replays=%" PRId64 " -> %s %s\n",
+                dlq_topic, m->partition, m->offset, info.rule_id[0] ? info.rule_id : "-",
+                info.reason[0] ? info.reason : "-", info.replay_count, park ? "park" : "replay",
+                target);
+    } else {
+        rd_kafka_headers_t *hdrs =
+            park ? kf_headers_copy(m) : kf_dlq_replay_headers(m, info.replay_count + 1);
+        if (!hdrs)
+            return kf_error_set(err, KF_ERR_NOMEM, false, "could not build record headers");
+        rd_kafka_timestamp_type_t tt;
+        int64_t ts = rd_kafka_message_timestamp(m, &tt);
+        kf_produce_msg msg = {.topic = target,
+                              .partition = park || o->to || info.partition < 0
+                                               ? RD_KAFKA_PARTITION_UA
+                                               : info.partition,
+                              .key = m->key,
+                              .key_len = m->key_len,
+                              .value = m->payload,
+                              .value_len = m->len,
+                              .headers = hdrs,
+                              .timestamp_ms = ts > 0 ? ts : 0};
+        int rc = kf_producer_produce(r->p, &msg, NULL, err);
+        if (rc != KF_OK)
+            return rc;
+    }
+    if (park)
+        r->b.parked++;
+    else
+        r->b.replayed++;
+    return KF_OK;
+}
+
+static void apply(replay *r)
+{
+    r->st->read += r->b.read;
+    r->st->replayed += r->b.replayed;
+    r->st->parked += r->b.parked;
+    r->st->skipped += r->b.skipped;
+    r->st->materialized += r->b.materialized;
+    r->st->no_origin += r->b.no_origin;
+    memset(&r->b, 0, sizeof(r->b));
+}
+
+/* One batch: produced in a transaction with the offsets, or inserted in one database
+ * transaction followed by an offset commit, or only listed (dry run). */
+static int batch(replay *r, rd_kafka_message_t **msgs, size_t n, kf_error *err)
+{
+    memset(&r->b, 0, sizeof(r->b));
+    int rc = KF_OK;
+    if (r->o->dry_run) {
+        for (size_t i = 0; i < n && rc == KF_OK; i++)
+            rc = one(r, msgs[i], err);
+        apply(r);
+        return rc;
+    }
+    if (r->q) {
+        rc = kf_quarantine_begin(r->q, err);
+        for (size_t i = 0; i < n && rc == KF_OK; i++)
+            rc = one(r, msgs[i], err);
+        if (rc == KF_OK)
+            rc = kf_quarantine_commit(r->q, err);
+        if (rc != KF_OK) {
+            kf_quarantine_rollback(r->q);
+            return rc;
+        }
+        for (size_t i = 0; i < n && rc == KF_OK; i++)
+            rc = kf_consumer_store_offset(r->c, msgs[i], err);
+        if (rc == KF_OK)
+            rc = kf_consumer_commit(r->c, false, err);
+        if (rc == KF_OK)
+            apply(r);
+        return rc;
+    }
+    rc = kf_txn_begin(r->t, err);
+    for (size_t i = 0; i < n && rc == KF_OK; i++)
+        rc = one(r, msgs[i], err);
+    if (rc == KF_OK)
+        rc = kf_txn_send_offsets(r->t, err);
+    if (rc == KF_OK)
+        rc = kf_txn_commit(r->t, err);
+    if (rc == KF_OK) {
+        apply(r);
+        return KF_OK;
+    }
+    if (rc == KF_ERR_FATAL)
+        return rc;
+    kf_error aerr;
+    if (kf_txn_abort(r->t, &aerr) == KF_ERR_FATAL) {
+        *err = aerr;
+        return KF_ERR_FATAL;
+    }
+    kf_log(KF_LOG_WARN, "replay batch aborted; it will be retried", "reason", err->message,
+           (char *)NULL);
+    return err->retriable ? KF_OK : rc;
+}
+
+static void progress(const replay *r, const char *what)
+{
+    char f[5][24];
+    snprintf(f[0], 24, "%" PRIu64, r->st->read);
+    snprintf(f[1], 24, "%" PRIu64, r->st->replayed);
+    snprintf(f[2], 24, "%" PRIu64, r->st->parked);
+    snprintf(f[3], 24, "%" PRIu64, r->st->skipped);
+    snprintf(f[4], 24, "%" PRIu64, r->st->materialized);
+    kf_log(KF_LOG_INFO, what, "read", f[0], "replayed", f[1], "parked", f[2], "skipped", f[3],
+           "materialized", f[4], (char *)NULL);
+}
+
+static int open_clients(replay *r, kf_error *err)
+{
+    const kf_replay_options *o = r->o;
+    size_t n = o->kafka_npairs + 4;
+    const char **kv = calloc(2 * n, sizeof(*kv));
+    if (!kv)
+        return kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate client settings");
+    size_t k = 0;
+    kv[k++] = "group.id";
+    kv[k++] = o->group;
+    kv[k++] = "enable.auto.commit";
+    kv[k++] = "false";
+    for (size_t i = 0; i < 2 * o->kafka_npairs; i++)
+        kv[k++] = o->kafka_kv[i];
+    r->c = kf_consumer_new(kv, k / 2, NULL, err);
+    int rc = r->c ? KF_OK : err->code;
+    if (rc == KF_OK && !o->dry_run && !o->materialize) {
+        k = 0;
+        for (size_t i = 0; i < 2 * o->kafka_npairs; i++)
+            kv[k++] = o->kafka_kv[i];
+        kv[k++] = "transactional.id";
+        kv[k++] = o->transactional_id;
+        r->p = kf_producer_new(kv, k / 2, NULL, err);
+        if (!r->p || !(r->t = kf_txn_new(r->p, r->c, TXN_TIMEOUT_MS, err)))
+            rc = err->code;
+    }
+    free(kv);
+    if (rc == KF_OK && o->materialize && !o->dry_run &&
+        !(r->q = kf_quarantine_open(o->pg_keys, o->pg_values, o->registry, err)))
+        rc = err->code;
+    if (rc == KF_OK)
+        rc = kf_consumer_subscribe(r->c, o->topics, o->ntopics, err);
+    return rc;
+}
+
+static bool assigned(kf_consumer *c)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+    kf_error err;
+    if (kf_consumer_assignment(c, &l, &err) != KF_OK)
+        return false;
+    bool any = l->cnt > 0;
+    rd_kafka_topic_partition_list_destroy(l);
+    return any;
+}
+
+int kf_replay_run(const kf_replay_options *o, FILE *out, kf_replay_stats *stats, kf_error *err)
+{
+    memset(stats, 0, sizeof(*stats));
+    replay r = {.o = o, .out = out, .st = stats};
+    rd_kafka_message_t *msgs[BATCH];
+    int rc = open_clients(&r, err);
+    int64_t start = kf_retry_now_ms(), last_seen = 0, last_progress = start;
+    while (rc == KF_OK && !kf_signals_stop_requested()) {
+        int n = kf_consumer_poll_batch(r.c, msgs, BATCH, POLL_MS, err);
+        if (n < 0) {
+            rc = n;
+            break;
+        }
+        int64_t now = kf_retry_now_ms();
+        if (n == 0) {
+            if (!last_seen && assigned(r.c))
+                last_seen = now;
+            if (last_seen && now - last_seen >= o->idle_ms)
+                break;
+            if (!last_seen && now - start > ASSIGN_WAIT_MS) {
+                rc = kf_error_set(err, KF_ERR_TIMEOUT, true,
+                                  "no partition of the dead-letter topics was assigned within "
+                                  "%d s; do the topics exist?",
+                                  ASSIGN_WAIT_MS / 1000);
+                break;
+            }
+            continue;
+        }
+        last_seen = now;
+        rc = batch(&r, msgs, (size_t)n, err);
+        for (int i = 0; i < n; i++)
+            rd_kafka_message_destroy(msgs[i]);
+        if (now - last_progress >= PROGRESS_MS) {
+            progress(&r, "replay progress");
+            last_progress = now;
+        }
+    }
+    kf_error cerr;
+    if (r.c && kf_consumer_close(r.c, &cerr) != KF_OK)
+        kf_log(KF_LOG_WARN, cerr.message, (char *)NULL);
+    kf_txn_destroy(r.t);
+    kf_consumer_destroy(r.c);
+    if (r.p && kf_producer_flush(r.p, 30000, &cerr) != KF_OK && rc == KF_OK) {
+        *err = cerr;
+        rc = cerr.code;
+    }
+    kf_producer_destroy(r.p);
+    kf_quarantine_close(r.q);
+    if (rc == KF_OK) {
+        progress(&r, "replay finished");
+        fprintf(out,
+                "%s: read %" PRIu64 ", %s %" PRIu64 ", parked %" PRIu64 ", skipped %" PRIu64
+                " (filters%s)\n",
+                o->dry_run ? "dry run" : "done", stats->read,
+                o->materialize ? "materialized" : "replayed",
+                o->materialize ? stats->materialized : stats->replayed, stats->parked,
+                stats->skipped, stats->no_origin ? ", or no origin topic" : "");
+    }
+    return rc;
+}

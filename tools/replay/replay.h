@@ -1,0 +1,61 @@
+/* kfleet-replay's work: reads dead-letter topics in its own consumer group and either sends
+ * the selected records back to their origin topic (exactly once, with a loop guard that parks
+ * records replayed too often) or materializes them into kfleet_meta.quarantine in Postgres. */
+#ifndef KFLEET_REPLAY_H
+#define KFLEET_REPLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kfleet/error.h"
+#include "kfleet/registry.h"
+
+/* One --offsets range of DLQ offsets: partition (-1 = every partition), first and last
+ * (inclusive; last -1 = open). */
+typedef struct kf_replay_range {
+    int32_t partition;
+    int64_t first, last;
+} kf_replay_range;
+
+typedef struct kf_replay_options {
+    const char *const *topics; /* DLQ topics to read */
+    size_t ntopics;
+    const char *to;           /* target topic instead of the origin header; NULL = origin */
+    const char *const *rules; /* only these kfleet.rule.id values; none = all */
+    size_t nrules;
+    bool has_since, has_until; /* record timestamp bounds in ms: since inclusive, until exclusive */
+    int64_t since_ms, until_ms;
+    const kf_replay_range *ranges; /* none = all offsets */
+    size_t nranges;
+    bool dry_run;
+    int64_t max_replays;       /* park records whose kfleet.replay.count reached this */
+    const char *parking_topic; /* NULL = "<dlq topic>.parked" */
+    const char *group;
+    const char *transactional_id;
+    int64_t idle_ms; /* stop when nothing new arrived for this long after assignment */
+    const char *const *kafka_kv;
+    size_t kafka_npairs;
+    /* --materialize: write into kfleet_meta.quarantine instead of producing */
+    bool materialize;
+    const char *const *pg_keys; /* libpq keywords and values (NULL-terminated arrays) */
+    const char *const *pg_values;
+    kf_registry *registry; /* decodes record values for the JSON column; may be NULL */
+} kf_replay_options;
+
+typedef struct kf_replay_stats {
+    uint64_t read, replayed, parked, skipped, materialized, no_origin;
+} kf_replay_stats;
+
+/* Parses "P:FIRST-LAST", "FIRST-LAST", "P:FIRST-" or "FIRST" into *out. KF_ERR_INVALID. */
+int kf_replay_parse_range(const char *s, kf_replay_range *out);
+
+/* Parses an ISO-8601 time or a number of milliseconds since the epoch. KF_ERR_INVALID. */
+int kf_replay_parse_time(const char *s, int64_t *ms);
+
+/* Runs until the topics are drained (idle_ms without records) or a stop signal. Dry-run lines
+ * and the summary go to out. Returns 0 or an error with err filled. */
+int kf_replay_run(const kf_replay_options *o, FILE *out, kf_replay_stats *stats, kf_error *err);
+
+#endif

@@ -1,0 +1,50 @@
+/* Validation alerts: quarantine counts per rule and dataset breaches are logged, counted and
+ * sent as a Slack-compatible webhook by a background thread, rate-limited and retried with
+ * backoff, so a slow or failing webhook never stalls the worker. */
+#ifndef KFLEET_VALIDATE_ALERT_H
+#define KFLEET_VALIDATE_ALERT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kfleet/error.h"
+#include "kfleet/metrics.h"
+
+typedef struct kf_alert kf_alert;
+
+typedef struct kf_alert_config {
+    const char *worker;         /* program name in the message */
+    const char *webhook_url;    /* NULL or "": log and count only */
+    bool no_actions;            /* true: never call the webhook (alerts are still logged) */
+    int64_t interval_ms;        /* at most one webhook call per interval; 0 = 60000 */
+    int max_retries;            /* per webhook call; negative = 0 */
+    int64_t timeout_ms;         /* per HTTP attempt; 0 = 5000 */
+    int64_t backoff_initial_ms; /* first retry delay; 0 = 500 */
+} kf_alert_config;
+
+/* Starts the sender thread. cfg strings are copied; metrics is borrowed (may be NULL) and must
+ * outlive the alerter. NULL + err on failure. */
+kf_alert *kf_alert_new(const kf_alert_config *cfg, kf_metrics *metrics, kf_error *err);
+
+/* Sends what is still pending (one more call, with its retries), stops the thread and frees
+ * everything. NULL is a no-op. */
+void kf_alert_destroy(kf_alert *a);
+
+/* Records count quarantined records of rule_id (or a decode reason) sent to dlq_topic; both
+ * copied. Never blocks on the network. */
+void kf_alert_quarantined(kf_alert *a, const char *rule_id, const char *dlq_topic, uint64_t count);
+
+/* Records a dataset rule breach (rows counted in [start_ms, end_ms), or 0, 0 for a batch). */
+void kf_alert_breach(kf_alert *a, const char *rule_id, const char *kind, int64_t rows,
+                     int64_t threshold, int64_t start_ms, int64_t end_ms);
+
+/* Counters for tests and the exit summary: alerts raised, webhook calls that succeeded, and
+ * calls that failed after every retry. */
+typedef struct kf_alert_stats {
+    uint64_t raised;
+    uint64_t sent;
+    uint64_t failed;
+} kf_alert_stats;
+void kf_alert_stats_get(kf_alert *a, kf_alert_stats *out);
+
+#endif
