@@ -119,7 +119,6 @@ int kf_sim_expect_write(const kf_sim_engine *e, FILE *out, kf_error *err)
         uint64_t sum = 0xcbf29ce484222325ULL;
         kf_sim_buf_clear(&rows);
         for (size_t r = 0; r < n && rc == KF_OK; r++) {
-            size_t start = rows.len;
             rc = kf_sim_buf_puts(&rows, r ? ",\n" : "\n");
             size_t from = rows.len;
             if (rc == KF_OK)
@@ -127,7 +126,6 @@ int kf_sim_expect_write(const kf_sim_engine *e, FILE *out, kf_error *err)
             for (size_t i = from; rc == KF_OK && i < rows.len; i++)
                 sum = (sum ^ (unsigned char)rows.data[i]) * 0x100000001b3ULL;
             sum = (sum ^ '\n') * 0x100000001b3ULL;
-            (void)start;
         }
         kf_sim_buf_clear(&head);
         if (rc == KF_OK)

@@ -9,9 +9,18 @@
 #include "kfleet/error.h"
 #include "words.h"
 
-static const char *pick_word(kf_sim_genctx *g, kf_sim_wordlist list)
+static const char *pick_word(kf_sim_genctx *g, kf_sim_wordlist list, size_t *len)
 {
-    return kf_sim_words_get(list, (size_t)kf_sim_rng_below(g->rng, kf_sim_words_count(list)));
+    size_t i = (size_t)kf_sim_rng_below(g->rng, kf_sim_words_count(list));
+    return kf_sim_words_get_len(list, i, len);
+}
+
+/* Appends a random word of list to the scratch buffer. */
+static int put_word(kf_sim_genctx *g, kf_sim_wordlist list)
+{
+    size_t len;
+    const char *w = pick_word(g, list, &len);
+    return kf_sim_buf_append(g->scratch, w, len);
 }
 
 /* Copies the scratch buffer into the arena as a STRING cell. */
@@ -41,7 +50,7 @@ static int fit_length(const kf_sim_column *c, const kf_sim_coltype *t, kf_sim_ge
         if (b->len > 0)
             rc = kf_sim_buf_putc(b, ' ');
         if (rc == KF_OK)
-            rc = kf_sim_buf_puts(b, pick_word(g, KF_SIM_WORDS_COMMON));
+            rc = put_word(g, KF_SIM_WORDS_COMMON);
     }
     if (rc == KF_OK && b->len > limit) {
         b->len = limit;
@@ -50,31 +59,46 @@ static int fit_length(const kf_sim_column *c, const kf_sim_coltype *t, kf_sim_ge
     return rc;
 }
 
-static int append_lower(kf_sim_buf *b, const char *s)
+/* Appends the letters and digits of a word of list, lowercased. */
+static int put_lower_word(kf_sim_genctx *g, kf_sim_wordlist list)
 {
-    for (; *s; s++) {
-        if (!isalnum((unsigned char)*s))
-            continue;
-        if (kf_sim_buf_putc(b, (char)tolower((unsigned char)*s)) != KF_OK)
-            return KF_ERR_NOMEM;
-    }
+    size_t len;
+    const char *w = pick_word(g, list, &len);
+    kf_sim_buf *b = g->scratch;
+    if (kf_sim_buf_reserve(b, len) != KF_OK)
+        return KF_ERR_NOMEM;
+    for (size_t i = 0; i < len; i++)
+        if (isalnum((unsigned char)w[i]))
+            b->data[b->len++] = (char)tolower((unsigned char)w[i]);
+    b->data[b->len] = '\0';
     return KF_OK;
 }
 
 static int compose_email(kf_sim_genctx *g)
 {
     kf_sim_buf *b = g->scratch;
-    int rc = append_lower(b, pick_word(g, KF_SIM_WORDS_FIRST_NAME));
+    int rc = put_lower_word(g, KF_SIM_WORDS_FIRST_NAME);
     if (rc == KF_OK)
         rc = kf_sim_buf_putc(b, '.');
     if (rc == KF_OK)
-        rc = append_lower(b, pick_word(g, KF_SIM_WORDS_LAST_NAME));
+        rc = put_lower_word(g, KF_SIM_WORDS_LAST_NAME);
     if (rc == KF_OK && kf_sim_rng_chance(g->rng, 0.6))
-        rc = kf_sim_buf_printf(b, "%u", (unsigned)kf_sim_rng_range(g->rng, 1, 9999));
+        rc = kf_sim_buf_putu(b, (uint64_t)kf_sim_rng_range(g->rng, 1, 9999));
     if (rc == KF_OK)
         rc = kf_sim_buf_putc(b, '@');
     if (rc == KF_OK)
-        rc = kf_sim_buf_puts(b, pick_word(g, KF_SIM_WORDS_EMAIL_DOMAIN));
+        rc = put_word(g, KF_SIM_WORDS_EMAIL_DOMAIN);
+    return rc;
+}
+
+/* A word of list a, a space and a word of list b, drawn in that order. */
+static int two_words(kf_sim_genctx *g, kf_sim_wordlist a, kf_sim_wordlist b)
+{
+    int rc = put_word(g, a);
+    if (rc == KF_OK)
+        rc = kf_sim_buf_putc(g->scratch, ' ');
+    if (rc == KF_OK)
+        rc = put_word(g, b);
     return rc;
 }
 
@@ -84,15 +108,17 @@ static int compose_sentence(kf_sim_genctx *g, int min_words, int max_words)
     int n = (int)kf_sim_rng_range(g->rng, min_words, max_words);
     int rc = KF_OK;
     for (int i = 0; i < n && rc == KF_OK; i++) {
-        const char *w = pick_word(g, KF_SIM_WORDS_COMMON);
+        size_t len;
+        const char *w = pick_word(g, KF_SIM_WORDS_COMMON, &len);
         if (i > 0)
             rc = kf_sim_buf_putc(b, ' ');
-        if (rc == KF_OK && i == 0) {
+        if (rc == KF_OK && i == 0 && len > 0) {
             rc = kf_sim_buf_putc(b, (char)toupper((unsigned char)w[0]));
             w++;
+            len--;
         }
         if (rc == KF_OK)
-            rc = kf_sim_buf_puts(b, w);
+            rc = kf_sim_buf_append(b, w, len);
     }
     if (rc == KF_OK)
         rc = kf_sim_buf_putc(b, '.');
@@ -256,33 +282,31 @@ static int gen_text(const kf_sim_column *c, const kf_sim_coltype *t, kf_sim_genc
     int rc = KF_OK;
     switch (c->gen.kind) {
     case KF_SIM_GEN_FIRST_NAME:
-        rc = kf_sim_buf_puts(b, pick_word(g, KF_SIM_WORDS_FIRST_NAME));
+        rc = put_word(g, KF_SIM_WORDS_FIRST_NAME);
         break;
     case KF_SIM_GEN_LAST_NAME:
-        rc = kf_sim_buf_puts(b, pick_word(g, KF_SIM_WORDS_LAST_NAME));
+        rc = put_word(g, KF_SIM_WORDS_LAST_NAME);
         break;
     case KF_SIM_GEN_NAME:
-        rc = kf_sim_buf_printf(b, "%s %s", pick_word(g, KF_SIM_WORDS_FIRST_NAME),
-                               pick_word(g, KF_SIM_WORDS_LAST_NAME));
+        rc = two_words(g, KF_SIM_WORDS_FIRST_NAME, KF_SIM_WORDS_LAST_NAME);
         break;
     case KF_SIM_GEN_EMAIL:
         rc = compose_email(g);
         break;
     case KF_SIM_GEN_CITY:
-        rc = kf_sim_buf_puts(b, pick_word(g, KF_SIM_WORDS_CITY));
+        rc = put_word(g, KF_SIM_WORDS_CITY);
         break;
     case KF_SIM_GEN_COUNTRY:
-        rc = kf_sim_buf_puts(b, pick_word(g, KF_SIM_WORDS_COUNTRY));
+        rc = put_word(g, KF_SIM_WORDS_COUNTRY);
         break;
     case KF_SIM_GEN_PRODUCT:
-        rc = kf_sim_buf_printf(b, "%s %s", pick_word(g, KF_SIM_WORDS_PRODUCT_ADJECTIVE),
-                               pick_word(g, KF_SIM_WORDS_PRODUCT_NOUN));
+        rc = two_words(g, KF_SIM_WORDS_PRODUCT_ADJECTIVE, KF_SIM_WORDS_PRODUCT_NOUN);
         break;
     case KF_SIM_GEN_COMPANY:
-        rc = kf_sim_buf_puts(b, pick_word(g, KF_SIM_WORDS_COMPANY));
+        rc = put_word(g, KF_SIM_WORDS_COMPANY);
         break;
     case KF_SIM_GEN_WORD:
-        rc = kf_sim_buf_puts(b, pick_word(g, KF_SIM_WORDS_COMMON));
+        rc = put_word(g, KF_SIM_WORDS_COMMON);
         break;
     case KF_SIM_GEN_SENTENCE:
         rc = compose_sentence(g, c->gen.min_words, c->gen.max_words);
@@ -551,7 +575,7 @@ static int invalid_length(const kf_sim_column *c, const kf_sim_coltype *t, kf_si
     while (b->len < want) {
         if (b->len > 0 && kf_sim_buf_putc(b, ' ') != KF_OK)
             return KF_ERR_NOMEM;
-        if (kf_sim_buf_puts(b, pick_word(g, KF_SIM_WORDS_COMMON)) != KF_OK)
+        if (put_word(g, KF_SIM_WORDS_COMMON) != KF_OK)
             return KF_ERR_NOMEM;
     }
     b->len = want;

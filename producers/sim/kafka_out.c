@@ -3,9 +3,11 @@
 #include "kafka_out.h"
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cells.h"
 #include "kfleet/event.h"
@@ -24,6 +26,7 @@ typedef struct ktable {
     size_t ncols;
     kf_table *desc;
     kf_event_writer *writer;
+    rd_kafka_topic_t *rkt; /* held so the producer keeps the topic's metadata */
     int32_t key_id;
     int32_t value_id;
 } ktable;
@@ -50,6 +53,8 @@ static const kf_sim_output_ops kafka_ops;
 
 static void ktable_fini(ktable *k)
 {
+    if (k->rkt)
+        rd_kafka_topic_destroy(k->rkt);
     kf_event_writer_destroy(k->writer);
     kf_table_destroy(k->desc);
     free(k->cols);
@@ -218,6 +223,21 @@ static int reschema(kout *o, ktable *k, const kf_sim_table *t, kf_error *err)
     kf_event_writer *w = kf_event_writer_new(o->serde, desc, k->key_id, value_id, err);
     if (!w)
         goto out_free;
+    /* The source strings are the same for every event of the table: copied once here, and
+     * only the clock and the sequence change per event (kf_event_writer_update_source). */
+    kf_source src = {
+        .version = KFLEET_VERSION,
+        .connector = CONNECTOR,
+        .name = o->prefix,
+        .snapshot = "false",
+        .db = t->spec->database,
+        .table = t->spec->name,
+        .has_seq = true,
+    };
+    if ((rc = kf_event_writer_set_source(w, &src, err)) != KF_OK) {
+        kf_event_writer_destroy(w);
+        goto out_free;
+    }
     kf_event_writer_destroy(k->writer);
     kf_table_destroy(k->desc);
     k->writer = w;
@@ -243,6 +263,57 @@ static char *dotted(const char *a, const char *b, const char *c, const char *suf
     if (s)
         snprintf(s, n, "%s.%s.%s%s", a, b, c, suffix);
     return s;
+}
+
+/* Whether md shows topic with every partition led by a broker. */
+static bool topic_ready(const struct rd_kafka_metadata *md)
+{
+    if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        md->topics[0].partition_cnt <= 0)
+        return false;
+    for (int p = 0; p < md->topics[0].partition_cnt; p++)
+        if (md->topics[0].partitions[p].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            md->topics[0].partitions[p].leader < 0)
+            return false;
+    return true;
+}
+
+/* Fetches the metadata of k's topic into the producer before the first message, waiting
+ * until every partition has a leader (a topic created a moment ago may not have them yet).
+ * Without it librdkafka learns about a topic it has not seen only at its next periodic
+ * metadata scan, up to a second after the first produce, with every message held meanwhile. */
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int await_topic(kout *o, ktable *k, kf_error *err)
+{
+    rd_kafka_t *rk = kf_producer_handle(o->producer);
+    char what[600];
+    snprintf(what, sizeof(what), "could not get the partition leaders of topic \"%s\"", k->topic);
+    if (!k->rkt && !(k->rkt = rd_kafka_topic_new(rk, k->topic, NULL)))
+        return kf_kafka_error_set_code(err, rd_kafka_last_error(), what);
+    int64_t deadline = monotonic_ms() + o->admin_timeout_ms;
+    for (;;) {
+        const struct rd_kafka_metadata *md = NULL;
+        int64_t left = deadline - monotonic_ms();
+        rd_kafka_resp_err_t code = rd_kafka_metadata(rk, 0, k->rkt, &md, left > 0 ? (int)left : 1);
+        bool ready = code == RD_KAFKA_RESP_ERR_NO_ERROR && topic_ready(md);
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (ready)
+            return KF_OK;
+        if (monotonic_ms() >= deadline) {
+            if (code != RD_KAFKA_RESP_ERR_NO_ERROR)
+                return kf_kafka_error_set_code(err, code, what);
+            return kf_error_set(err, KF_ERR_TIMEOUT, true, "%s within %d ms", what,
+                                o->admin_timeout_ms);
+        }
+        kf_producer_poll(o->producer, 50);
+    }
 }
 
 static int kout_open(void *self, const kf_sim_engine *e, bool resume, kf_error *err)
@@ -284,6 +355,8 @@ static int kout_open(void *self, const kf_sim_engine *e, bool resume, kf_error *
         goto out_free_specs;
     for (size_t i = 0; i < n && rc == KF_OK; i++)
         rc = reschema(o, &o->tables[i], kf_sim_engine_table(e, i), err);
+    for (size_t i = 0; i < n && rc == KF_OK; i++)
+        rc = await_topic(o, &o->tables[i], err);
 out_free_specs:
     free(specs);
     return rc;
@@ -365,18 +438,8 @@ static int kout_change(void *self, size_t ti, const kf_sim_table *t, const kf_si
     kout *o = self;
     ktable *k = &o->tables[ti];
     int64_t ts_ms = ch->ts_us / 1000;
-    kf_source src = {
-        .version = KFLEET_VERSION,
-        .connector = CONNECTOR,
-        .name = o->prefix,
-        .ts_ms = ts_ms,
-        .snapshot = "false",
-        .db = t->spec->database,
-        .table = t->spec->name,
-        .has_seq = true,
-        .seq = (int64_t)ch->seq,
-    };
-    int rc = kf_event_writer_set_source(k->writer, &src, err);
+    kf_source pos = {.ts_ms = ts_ms, .has_seq = true, .seq = (int64_t)ch->seq};
+    int rc = kf_event_writer_update_source(k->writer, &pos, err);
     if (rc == KF_OK)
         rc = kf_event_writer_begin(k->writer, (kf_op)ch->op, ts_ms, err);
     if (rc == KF_OK && ch->before)

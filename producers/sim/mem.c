@@ -1,10 +1,12 @@
-/* Bump arena, growable buffer and hash set used on the simulator's per-record path. */
+/* Bump arena, row slab, growable buffer and hash set used on the simulator's per-record
+ * path. */
 #include "mem.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kfleet/error.h"
 
@@ -107,6 +109,170 @@ void kf_sim_arena_reset(kf_sim_arena *a)
         a->head->used = 0;
 }
 
+/* ---- slab ---- */
+
+/* Blocks up to SMALL_MAX bytes come in SMALL_STEP steps; larger ones up to LARGE_MAX in
+ * powers of two; anything larger is its own allocation. */
+#define SMALL_STEP    16
+#define SMALL_MAX     4096
+#define NSMALL        (SMALL_MAX / SMALL_STEP)
+#define LARGE_MIN_LOG 13 /* 8 KiB */
+#define LARGE_MAX_LOG 20 /* 1 MiB */
+#define NCLASSES      (NSMALL + LARGE_MAX_LOG - LARGE_MIN_LOG + 1)
+#define CHUNK_FIRST   ((size_t)64 * 1024)
+#define CHUNK_MAX     ((size_t)4 * 1024 * 1024)
+#define HUGE_PAGE     ((size_t)2 * 1024 * 1024)
+
+typedef struct slab_chunk {
+    struct slab_chunk *next;
+    void *mem;
+    size_t size;
+} slab_chunk;
+
+/* A block larger than LARGE_MAX: a header in front of the caller's bytes. */
+typedef struct slab_big {
+    struct slab_big *next, *prev;
+    size_t cap;
+    _Alignas(max_align_t) unsigned char data[];
+} slab_big;
+
+struct kf_sim_slab {
+    void *free[NCLASSES]; /* per class: freed blocks, linked through their first word */
+    slab_chunk *chunks;
+    unsigned char *bump; /* free space of the newest chunk */
+    size_t left;
+    size_t next_chunk; /* size of the next chunk */
+    slab_big *big;
+    size_t footprint;
+};
+
+kf_sim_slab *kf_sim_slab_new(void)
+{
+    kf_sim_slab *s = calloc(1, sizeof(*s));
+    if (s)
+        s->next_chunk = CHUNK_FIRST;
+    return s;
+}
+
+void kf_sim_slab_destroy(kf_sim_slab *s)
+{
+    if (!s)
+        return;
+    for (slab_chunk *c = s->chunks, *next; c; c = next) {
+        next = c->next;
+        free(c->mem);
+        free(c);
+    }
+    for (slab_big *b = s->big, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    free(s);
+}
+
+/* The class and block size of a request of len bytes (len <= 1 << LARGE_MAX_LOG). */
+static size_t slab_class(size_t len, size_t *cap)
+{
+    if (len <= SMALL_MAX) {
+        size_t steps = len ? (len + SMALL_STEP - 1) / SMALL_STEP : 1;
+        *cap = steps * SMALL_STEP;
+        return steps - 1;
+    }
+    int lg = LARGE_MIN_LOG;
+    while (((size_t)1 << lg) < len)
+        lg++;
+    *cap = (size_t)1 << lg;
+    return NSMALL + (size_t)(lg - LARGE_MIN_LOG);
+}
+
+static int slab_grow(kf_sim_slab *s, size_t need)
+{
+    size_t size = s->next_chunk;
+    while (size < need)
+        size *= 2;
+    slab_chunk *c = malloc(sizeof(*c));
+    if (!c)
+        return KF_ERR_NOMEM;
+    size_t align = size >= HUGE_PAGE ? HUGE_PAGE : _Alignof(max_align_t);
+    if (posix_memalign(&c->mem, align, size) != 0) {
+        free(c);
+        return KF_ERR_NOMEM;
+    }
+#ifdef MADV_HUGEPAGE
+    /* Rows fill big chunks densely and stay: one fault per 2 MiB instead of per 4 KiB. */
+    if (size >= HUGE_PAGE)
+        (void)madvise(c->mem, size, MADV_HUGEPAGE);
+#endif
+    c->size = size;
+    c->next = s->chunks;
+    s->chunks = c;
+    s->bump = c->mem;
+    s->left = size;
+    s->footprint += size;
+    if (s->next_chunk < CHUNK_MAX)
+        s->next_chunk *= 2;
+    return KF_OK;
+}
+
+void *kf_sim_slab_alloc(kf_sim_slab *s, size_t len, size_t *cap)
+{
+    if (len > ((size_t)1 << LARGE_MAX_LOG)) {
+        slab_big *b = malloc(sizeof(*b) + len);
+        if (!b)
+            return NULL;
+        b->cap = len;
+        b->prev = NULL;
+        b->next = s->big;
+        if (s->big)
+            s->big->prev = b;
+        s->big = b;
+        s->footprint += len;
+        *cap = len;
+        return b->data;
+    }
+    size_t c = slab_class(len, cap);
+    void *p = s->free[c];
+    if (p) {
+        memcpy(&s->free[c], p, sizeof(void *));
+        return p;
+    }
+    if (s->left < *cap && slab_grow(s, *cap) != KF_OK)
+        return NULL;
+    p = s->bump;
+    s->bump += *cap;
+    s->left -= *cap;
+    return p;
+}
+
+void kf_sim_slab_free(kf_sim_slab *s, void *p, size_t cap)
+{
+    if (!p)
+        return;
+    if (cap > ((size_t)1 << LARGE_MAX_LOG)) {
+        slab_big *b = (slab_big *)((unsigned char *)p - offsetof(slab_big, data));
+        if (b->prev)
+            b->prev->next = b->next;
+        else
+            s->big = b->next;
+        if (b->next)
+            b->next->prev = b->prev;
+        s->footprint -= b->cap;
+        free(b);
+        return;
+    }
+    size_t real;
+    size_t c = slab_class(cap, &real);
+    memcpy(p, &s->free[c], sizeof(void *));
+    s->free[c] = p;
+}
+
+size_t kf_sim_slab_footprint(const kf_sim_slab *s)
+{
+    return s->footprint;
+}
+
+/* ---- buffer ---- */
+
 void kf_sim_buf_free(kf_sim_buf *b)
 {
     free(b->data);
@@ -151,9 +317,15 @@ int kf_sim_buf_puts(kf_sim_buf *b, const char *s)
     return kf_sim_buf_append(b, s, strlen(s));
 }
 
-int kf_sim_buf_putc(kf_sim_buf *b, char c)
+int kf_sim_buf_putu(kf_sim_buf *b, uint64_t v)
 {
-    return kf_sim_buf_append(b, &c, 1);
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[sizeof(digits) - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return kf_sim_buf_append(b, digits + sizeof(digits) - n, n);
 }
 
 int kf_sim_buf_printf(kf_sim_buf *b, const char *fmt, ...)

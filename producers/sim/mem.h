@@ -24,6 +24,26 @@ char *kf_sim_arena_strndup(kf_sim_arena *a, const char *s, size_t len);
 /* Forgets every allocation; the chunks stay for the next batch. */
 void kf_sim_arena_reset(kf_sim_arena *a);
 
+/* A store of long-lived blocks of varying size (the simulator's live rows): blocks are carved
+ * from large chunks (big ones asking for transparent huge pages), recycled through free lists
+ * by size class, and all released at once by kf_sim_slab_destroy. Allocating and freeing a
+ * block costs a few instructions and no system call once the chunks hold the working set. */
+typedef struct kf_sim_slab kf_sim_slab;
+
+kf_sim_slab *kf_sim_slab_new(void);
+/* Releases every block and chunk; blocks need not be freed first. NULL is a no-op. */
+void kf_sim_slab_destroy(kf_sim_slab *s);
+
+/* A block of at least len bytes aligned for any scalar; *cap receives its usable size, which
+ * kf_sim_slab_free needs back. NULL when out of memory. */
+void *kf_sim_slab_alloc(kf_sim_slab *s, size_t len, size_t *cap);
+
+/* Gives back a block of this slab for reuse; cap as returned by kf_sim_slab_alloc. */
+void kf_sim_slab_free(kf_sim_slab *s, void *p, size_t cap);
+
+/* Bytes of chunks and large blocks the slab holds from the system. */
+size_t kf_sim_slab_footprint(const kf_sim_slab *s);
+
 /* A growable byte buffer, always NUL-terminated after len bytes once anything was appended.
  * Embed it zeroed; kf_sim_buf_free releases the memory. */
 typedef struct kf_sim_buf {
@@ -37,7 +57,19 @@ void kf_sim_buf_clear(kf_sim_buf *b);                /* len = 0, keeps the memor
 int kf_sim_buf_reserve(kf_sim_buf *b, size_t extra); /* 0 or KF_ERR_NOMEM */
 int kf_sim_buf_append(kf_sim_buf *b, const char *s, size_t len);
 int kf_sim_buf_puts(kf_sim_buf *b, const char *s);
-int kf_sim_buf_putc(kf_sim_buf *b, char c);
+/* Appends one character; inline, as text is composed a character at a time. */
+static inline int kf_sim_buf_putc(kf_sim_buf *b, char c)
+{
+    if (b->len + 2 <= b->cap) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return 0;
+    }
+    return kf_sim_buf_append(b, &c, 1);
+}
+
+/* Appends v in decimal, without printf. */
+int kf_sim_buf_putu(kf_sim_buf *b, uint64_t v);
 int kf_sim_buf_printf(kf_sim_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A set of non-zero 64-bit hashes (open addressing, linear probing, backward-shift delete).

@@ -23,8 +23,9 @@ int kf_sim_tstate_init(kf_sim_tstate *ts, const kf_sim_table_spec *spec)
     ts->mark = calloc(n, sizeof(*ts->mark));
     ts->pick = calloc(n, sizeof(*ts->pick));
     ts->breakable = calloc(n * KF_SIM_CHECK_COUNT_, sizeof(*ts->breakable));
+    ts->slab = kf_sim_slab_new();
     if (!ts->stats.errors || !ts->seq || !ts->unique || !ts->after || !ts->keycells || !ts->mark ||
-        !ts->pick || !ts->breakable) {
+        !ts->pick || !ts->breakable || !ts->slab) {
         kf_sim_tstate_fini(ts);
         return KF_ERR_NOMEM;
     }
@@ -33,12 +34,8 @@ int kf_sim_tstate_init(kf_sim_tstate *ts, const kf_sim_table_spec *spec)
 
 void kf_sim_tstate_fini(kf_sim_tstate *ts)
 {
-    for (size_t i = 0; i < ts->nrows; i++)
-        free(ts->rows[i].mem);
-    for (size_t i = 0; i < ts->npool; i++)
-        free(ts->pool[i].mem);
+    kf_sim_slab_destroy(ts->slab); /* every row block at once */
     free(ts->rows);
-    free(ts->pool);
     if (ts->unique)
         for (size_t i = 0; i < ts->table.ncolumns; i++)
             kf_sim_hset_free(&ts->unique[i]);
@@ -62,7 +59,7 @@ const kf_sim_cell *kf_sim_tstate_row(const kf_sim_tstate *ts, size_t i)
 
 /* ---- stored rows ---- */
 
-/* Copies cells and their strings into one block, reusing a pooled block when there is one. */
+/* Copies cells and their strings into one block of the table's slab. */
 static int pack_row(kf_sim_tstate *ts, const kf_sim_cell *cells, kf_sim_live_row *out)
 {
     size_t n = ts->table.ncolumns;
@@ -70,20 +67,10 @@ static int pack_row(kf_sim_tstate *ts, const kf_sim_cell *cells, kf_sim_live_row
     for (size_t i = 0; i < n; i++)
         if (cells[i].kind == KF_SIM_CELL_STRING)
             need += (size_t)cells[i].len + 1;
-    kf_sim_live_row r = {0};
-    if (ts->npool > 0)
-        r = ts->pool[--ts->npool];
-    if (r.cap < need) {
-        size_t cap = need > r.cap * 2 ? need : r.cap * 2;
-        void *mem = realloc(r.mem, cap);
-        if (!mem) {
-            if (r.mem)
-                ts->pool[ts->npool++] = r;
-            return KF_ERR_NOMEM;
-        }
-        r.mem = mem;
-        r.cap = cap;
-    }
+    kf_sim_live_row r;
+    r.mem = kf_sim_slab_alloc(ts->slab, need, &r.cap);
+    if (!r.mem)
+        return KF_ERR_NOMEM;
     kf_sim_cell *dst = r.mem;
     char *p = (char *)r.mem + n * sizeof(kf_sim_cell);
     memcpy(dst, cells, n * sizeof(kf_sim_cell));
@@ -99,25 +86,15 @@ static int pack_row(kf_sim_tstate *ts, const kf_sim_cell *cells, kf_sim_live_row
     return KF_OK;
 }
 
-/* Returns a block to the pool; reserve_rows made room before the operation began, and a
- * pool that cannot grow only costs the block. */
+/* Returns a row's block to the slab; it cannot fail, so the bookkeeping after a reported
+ * change never stops halfway. */
 static void release_row(kf_sim_tstate *ts, kf_sim_live_row r)
 {
-    if (ts->npool == ts->cappool) {
-        size_t cap = ts->cappool ? ts->cappool * 2 : 64;
-        kf_sim_live_row *pool = realloc(ts->pool, cap * sizeof(*pool));
-        if (!pool) {
-            free(r.mem);
-            return;
-        }
-        ts->pool = pool;
-        ts->cappool = cap;
-    }
-    ts->pool[ts->npool++] = r;
+    kf_sim_slab_free(ts->slab, r.mem, r.cap);
 }
 
-/* Room for one more row and one more pooled block, made before a change is reported so the
- * bookkeeping after it cannot fail halfway. */
+/* Room for one more row, made before a change is reported so the bookkeeping after it cannot
+ * fail halfway. */
 static int reserve_rows(kf_sim_tstate *ts)
 {
     if (ts->nrows == ts->caprows) {
@@ -127,14 +104,6 @@ static int reserve_rows(kf_sim_tstate *ts)
             return KF_ERR_NOMEM;
         ts->rows = rows;
         ts->caprows = cap;
-    }
-    if (ts->npool == ts->cappool) {
-        size_t cap = ts->cappool ? ts->cappool * 2 : 64;
-        kf_sim_live_row *pool = realloc(ts->pool, cap * sizeof(*pool));
-        if (!pool)
-            return KF_ERR_NOMEM;
-        ts->pool = pool;
-        ts->cappool = cap;
     }
     return KF_OK;
 }

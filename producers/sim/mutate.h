@@ -44,8 +44,7 @@ typedef struct kf_sim_tstate {
     kf_sim_hset *unique;   /* per column; used for unique columns */
     kf_sim_live_row *rows; /* live rows, in no particular but deterministic order */
     size_t nrows, caprows;
-    kf_sim_live_row *pool; /* blocks of deleted/replaced rows, reused by the next rows */
-    size_t npool, cappool;
+    kf_sim_slab *slab;     /* the blocks of rows; those of deleted/replaced rows are reused */
     kf_sim_cell *after;    /* per column: the row being built */
     kf_sim_cell *keycells; /* per key column */
     bool *mark;            /* per column: regenerate in this update */

@@ -302,6 +302,8 @@ int kf_sim_run(const kf_sim_spec *spec, const kf_sim_run_config *cfg, kf_sim_out
     int crc = out->ops->close(out->self, cfg->close_timeout_ms > 0 ? cfg->close_timeout_ms : 60000,
                               &cerr);
     res->durable = durable_seq(&r);
+    res->emitted = r.emitted;
+    res->output_ms = r.emitted ? now_ms() - r.paced_from_ms : 0;
     kf_error serr;
     kf_error_clear(&serr);
     int src = save_state(&r, res->durable, &serr);

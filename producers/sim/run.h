@@ -38,6 +38,12 @@ typedef struct kf_sim_run_result {
     uint64_t replayed; /* changes regenerated silently for --resume */
     uint64_t durable;  /* the last change the destination holds (recorded in the state) */
     bool stopped;      /* a stop signal ended the run early */
+    uint64_t emitted;  /* changes handed to the output (events - replayed) */
+    /* From just before the first change was handed to the output until the output was closed
+     * (everything flushed and acknowledged, or committed): the output's own throughput, with
+     * start-up (specs, topics, schemas, tables) and the final summary left out. 0 when
+     * nothing was output. */
+    int64_t output_ms;
 } kf_sim_run_result;
 
 /* Runs the engine over spec (borrowed) into out until the event, batch or time limit, the

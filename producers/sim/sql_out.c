@@ -1,7 +1,11 @@
 /* PostgreSQL and MariaDB outputs: CREATE/ALTER TABLE from the live table shape, and each
- * change as one INSERT, UPDATE or DELETE inside the batch's transaction. Identifiers are
- * always quoted (PQescapeIdentifier, or backticks with doubling); values travel as libpq
- * parameters or as literals escaped by mysql_real_escape_string. */
+ * batch's changes in one transaction, set-based: per table one COPY (PostgreSQL) or
+ * multi-row INSERT (MariaDB) for the inserts, one UPDATE ... FROM (VALUES ...) per set of
+ * changed columns (PostgreSQL; MariaDB updates row by row) and one DELETE ... IN (...) for
+ * the deletes. A change to a key that already has a pending change first sends what is
+ * pending, so the statements of one flush touch distinct keys and their order is free.
+ * Identifiers are always quoted (PQescapeIdentifier, or backticks with doubling); values
+ * travel as libpq parameters, COPY text, or literals escaped by mysql_real_escape_string. */
 #include "sql_out.h"
 
 #include <ctype.h>
@@ -22,10 +26,33 @@ typedef struct mysql_dsn {
     unsigned port;
 } mysql_dsn;
 
+/* A table's pending changes are sent once a statement holds this many parameters or bytes:
+ * well below PostgreSQL's limit of 65535 parameters per statement (a row adds at most one
+ * per column) and MariaDB's default max_allowed_packet of 16 MiB. */
+#define FLUSH_PARAMS 30000
+#define FLUSH_BYTES  ((size_t)4 * 1024 * 1024)
+
+/* One statement being accumulated: its text and, for PostgreSQL, its parameters (or the
+ * data of a COPY). */
+typedef struct stmt {
+    kf_sim_buf sql;
+    kf_sim_buf vals; /* PostgreSQL parameters, each NUL-terminated; or COPY text rows */
+    size_t *off;     /* per parameter: offset into vals, or SIZE_MAX for NULL */
+    size_t nparams, cap;
+    size_t rows; /* changes in it */
+} stmt;
+
 typedef struct stable {
     char *qname;  /* quoted, schema-qualified table name */
     char **qcols; /* per spec column: the quoted column name */
     size_t ncols;
+    /* the pending changes of the open transaction */
+    kf_sim_hset keys; /* hashes of their keys (a collision only sends them early) */
+    stmt ins, del;
+    stmt upd;                /* PostgreSQL: the set-based UPDATE */
+    unsigned char *upd_cols; /* per column: set by upd (the active non-key columns) */
+    size_t pending;
+    uint64_t first_seq, last_seq;
 } stable;
 
 typedef struct sout {
@@ -38,12 +65,12 @@ typedef struct sout {
     const kf_sim_engine *e;
     stable *tables;
     size_t ntables;
-    kf_sim_buf sql;
-    kf_sim_buf vals;   /* PostgreSQL parameter values, NUL-separated */
-    kf_sim_buf text;   /* one value as text */
-    size_t *param_off; /* offset into vals, or SIZE_MAX for NULL */
-    const char **params;
-    size_t nparams, cap_params;
+    stmt one;            /* DDL, and MariaDB's single-row updates */
+    kf_sim_buf text;     /* one value as text */
+    unsigned char *mask; /* scratch: the changed columns of an update */
+    size_t mask_len;
+    const char **params; /* PQexecParams' values, rebuilt for each statement */
+    size_t cap_params;
     bool in_txn;
     bool failed;            /* a statement of the open transaction failed: roll it back */
     uint64_t pending_seq;   /* the last change inside the open transaction */
@@ -97,22 +124,52 @@ static int exec_sql(sout *o, const char *sql, const char *what, kf_error *err)
     return KF_OK;
 }
 
-/* Runs o->sql with the collected parameters (PostgreSQL) or as it is (MariaDB). */
-static int exec_built(sout *o, const char *what, kf_error *err)
+/* Runs s with its parameters (PostgreSQL) or as it is (MariaDB). */
+static int exec_stmt(sout *o, stmt *s, const char *what, kf_error *err)
 {
     if (o->d == KF_SIM_SQL_MYSQL) {
-        if (mysql_real_query(o->my, o->sql.data, (unsigned long)o->sql.len) != 0)
+        if (mysql_real_query(o->my, s->sql.data, (unsigned long)s->sql.len) != 0)
             return my_fail(o, what, err);
         return KF_OK;
     }
-    for (size_t i = 0; i < o->nparams; i++)
-        o->params[i] = o->param_off[i] == SIZE_MAX ? NULL : o->vals.data + o->param_off[i];
+    if (s->nparams > o->cap_params) {
+        const char **ps = realloc(o->params, s->nparams * sizeof(*ps));
+        if (!ps)
+            return kf_error_set(err, KF_ERR_NOMEM, false, "could not %s: out of memory", what);
+        o->params = ps;
+        o->cap_params = s->nparams;
+    }
+    for (size_t i = 0; i < s->nparams; i++)
+        o->params[i] = s->off[i] == SIZE_MAX ? NULL : s->vals.data + s->off[i];
     PGresult *res =
-        PQexecParams(o->pg, o->sql.data, (int)o->nparams, NULL, o->params, NULL, NULL, 0);
+        PQexecParams(o->pg, s->sql.data, (int)s->nparams, NULL, o->params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         return pg_fail(o, res, what, err);
     PQclear(res);
     return KF_OK;
+}
+
+/* Runs the COPY ... FROM STDIN in s->sql with s->vals as its data. */
+static int exec_copy(sout *o, stmt *s, const char *what, kf_error *err)
+{
+    PGresult *res = PQexec(o->pg, s->sql.data);
+    if (PQresultStatus(res) != PGRES_COPY_IN)
+        return pg_fail(o, res, what, err);
+    PQclear(res);
+    int ok =
+        PQputCopyData(o->pg, s->vals.data, (int)s->vals.len) == 1 && PQputCopyEnd(o->pg, NULL) == 1;
+    int rc = KF_OK;
+    /* Read every result, so the connection is ready for the next statement either way. */
+    while ((res = PQgetResult(o->pg))) {
+        if (rc == KF_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rc = pg_fail(o, res, what, err);
+            continue;
+        }
+        PQclear(res);
+    }
+    if (rc == KF_OK && !ok)
+        rc = pg_fail(o, NULL, what, err);
+    return rc;
 }
 
 static int begin_txn(sout *o, kf_error *err)
@@ -126,12 +183,18 @@ static int begin_txn(sout *o, kf_error *err)
     return rc;
 }
 
+static int flush_all(sout *o, kf_error *err);
+
+/* Sends the pending changes and commits. */
 static int commit_txn(sout *o, kf_error *err)
 {
     if (!o->in_txn)
         return KF_OK;
+    int rc = flush_all(o, err);
+    if (rc != KF_OK)
+        return rc;
     o->in_txn = false;
-    int rc = exec_sql(o, "COMMIT", "commit the batch", err);
+    rc = exec_sql(o, "COMMIT", "commit the batch", err);
     if (rc == KF_OK)
         o->committed_seq = o->pending_seq;
     return rc;
@@ -215,123 +278,439 @@ void kf_sim_sql_type(kf_sim_sql_dialect d, const kf_sim_coltype *t, bool key, ch
 
 /* ---- values ---- */
 
-static int add_param(sout *o, size_t off)
+static void stmt_clear(stmt *s)
 {
-    if (o->nparams == o->cap_params) {
-        size_t cap = o->cap_params ? o->cap_params * 2 : 64;
-        size_t *offs = realloc(o->param_off, cap * sizeof(*offs));
+    kf_sim_buf_clear(&s->sql);
+    kf_sim_buf_clear(&s->vals);
+    s->nparams = 0;
+    s->rows = 0;
+}
+
+static void stmt_free(stmt *s)
+{
+    kf_sim_buf_free(&s->sql);
+    kf_sim_buf_free(&s->vals);
+    free(s->off);
+    memset(s, 0, sizeof(*s));
+}
+
+static int add_param(stmt *s, size_t off)
+{
+    if (s->nparams == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        size_t *offs = realloc(s->off, cap * sizeof(*offs));
         if (!offs)
             return KF_ERR_NOMEM;
-        o->param_off = offs;
-        const char **ps = realloc(o->params, cap * sizeof(*ps));
-        if (!ps)
-            return KF_ERR_NOMEM;
-        o->params = ps;
-        o->cap_params = cap;
+        s->off = offs;
+        s->cap = cap;
     }
-    o->param_off[o->nparams++] = off;
+    s->off[s->nparams++] = off;
     return KF_OK;
 }
 
-/* Appends the value of cell c (column type t) to the statement: "$n" with a parameter, or
- * an escaped literal. */
-static int put_value(sout *o, const kf_sim_coltype *t, const kf_sim_cell *c)
+/* The PostgreSQL type a parameter is cast to: the column's type without its length or
+ * precision, so that the assignment to the column still refuses a value that does not fit
+ * (an explicit cast to varchar(n) would cut it silently). */
+static const char *pg_param_type(const kf_sim_coltype *t)
 {
-    bool pg = o->d == KF_SIM_SQL_POSTGRES;
-    if (c->kind == KF_SIM_CELL_NULL) {
-        if (!pg)
-            return kf_sim_buf_puts(&o->sql, "NULL");
-        int rc = add_param(o, SIZE_MAX);
-        return rc == KF_OK ? kf_sim_buf_printf(&o->sql, "$%zu", o->nparams) : rc;
+    switch (t->type) {
+    case KF_SIM_SMALLINT:
+        return "smallint";
+    case KF_SIM_INT:
+        return "integer";
+    case KF_SIM_BIGINT:
+        return "bigint";
+    case KF_SIM_FLOAT:
+        return "real";
+    case KF_SIM_DOUBLE:
+        return "double precision";
+    case KF_SIM_DECIMAL:
+        return "numeric";
+    case KF_SIM_BOOL:
+        return "boolean";
+    case KF_SIM_DATE:
+        return "date";
+    case KF_SIM_TIMESTAMP:
+        return "timestamp";
+    case KF_SIM_TIMESTAMPTZ:
+        return "timestamptz";
+    case KF_SIM_UUID:
+        return "uuid";
+    case KF_SIM_JSON:
+        return "jsonb";
+    case KF_SIM_TEXT:
+    case KF_SIM_VARCHAR:
+    default:
+        return "text";
     }
-    if (pg) {
-        size_t off = o->vals.len;
-        int rc = kf_sim_cell_text(&o->vals, t, c, KF_SIM_BOOL_WORDS, true);
+}
+
+/* Appends the value of cell c (column type t) to s: "$n" with a parameter (cast to the
+ * column's type when cast), or an escaped literal. */
+static int put_value(sout *o, stmt *s, const kf_sim_coltype *t, const kf_sim_cell *c, bool cast)
+{
+    if (o->d == KF_SIM_SQL_POSTGRES) {
+        size_t off = SIZE_MAX;
+        int rc = KF_OK;
+        if (c->kind != KF_SIM_CELL_NULL) {
+            off = s->vals.len;
+            rc = kf_sim_cell_text(&s->vals, t, c, KF_SIM_BOOL_WORDS, true);
+            if (rc == KF_OK)
+                rc = kf_sim_buf_putc(&s->vals, '\0');
+        }
         if (rc == KF_OK)
-            rc = kf_sim_buf_putc(&o->vals, '\0');
+            rc = add_param(s, off);
         if (rc == KF_OK)
-            rc = add_param(o, off);
-        return rc == KF_OK ? kf_sim_buf_printf(&o->sql, "$%zu", o->nparams) : rc;
+            rc = kf_sim_buf_putc(&s->sql, '$');
+        if (rc == KF_OK)
+            rc = kf_sim_buf_putu(&s->sql, s->nparams);
+        if (rc == KF_OK && cast) {
+            rc = kf_sim_buf_puts(&s->sql, "::");
+            if (rc == KF_OK)
+                rc = kf_sim_buf_puts(&s->sql, pg_param_type(t));
+        }
+        return rc;
     }
+    if (c->kind == KF_SIM_CELL_NULL)
+        return kf_sim_buf_puts(&s->sql, "NULL");
     kf_sim_buf_clear(&o->text);
     int rc = kf_sim_cell_text(&o->text, t, c, KF_SIM_BOOL_DIGITS, false);
     if (rc == KF_OK)
-        rc = kf_sim_buf_reserve(&o->sql, 2 * o->text.len + 3);
+        rc = kf_sim_buf_reserve(&s->sql, 2 * o->text.len + 3);
     if (rc != KF_OK)
         return rc;
-    o->sql.data[o->sql.len++] = '\'';
-    o->sql.len += mysql_real_escape_string(o->my, o->sql.data + o->sql.len, o->text.data,
+    s->sql.data[s->sql.len++] = '\'';
+    s->sql.len += mysql_real_escape_string(o->my, s->sql.data + s->sql.len, o->text.data,
                                            (unsigned long)o->text.len);
-    o->sql.data[o->sql.len++] = '\'';
-    o->sql.data[o->sql.len] = '\0';
+    s->sql.data[s->sql.len++] = '\'';
+    s->sql.data[s->sql.len] = '\0';
     return KF_OK;
 }
 
-static void reset_stmt(sout *o)
+/* Appends the non-null cell c to COPY text data: backslash, tab, newline and carriage return
+ * escaped. */
+static int put_copy_value(sout *o, kf_sim_buf *b, const kf_sim_coltype *t, const kf_sim_cell *c)
 {
-    kf_sim_buf_clear(&o->sql);
-    kf_sim_buf_clear(&o->vals);
-    o->nparams = 0;
+    if (c->kind == KF_SIM_CELL_NULL)
+        return kf_sim_buf_puts(b, "\\N");
+    kf_sim_buf_clear(&o->text);
+    int rc = kf_sim_cell_text(&o->text, t, c, KF_SIM_BOOL_WORDS, true);
+    if (rc == KF_OK)
+        rc = kf_sim_buf_reserve(b, 2 * o->text.len);
+    if (rc != KF_OK)
+        return rc;
+    for (size_t i = 0; i < o->text.len; i++) {
+        char ch = o->text.data[i];
+        char esc = ch == '\\' ? '\\' : ch == '\t' ? 't' : ch == '\n' ? 'n' : ch == '\r' ? 'r' : 0;
+        if (esc) {
+            b->data[b->len++] = '\\';
+            ch = esc;
+        }
+        b->data[b->len++] = ch;
+    }
+    b->data[b->len] = '\0';
+    return KF_OK;
 }
 
-/* " WHERE k1 = v1 AND k2 = v2" over the key cells. */
-static int put_where(sout *o, const stable *st, const kf_sim_table *t, const kf_sim_row *key)
+/* "(c1, c2, ...)" of the active columns of t. */
+static int put_active_columns(kf_sim_buf *b, const stable *st, const kf_sim_table *t)
 {
-    int rc = kf_sim_buf_puts(&o->sql, " WHERE ");
+    int rc = kf_sim_buf_putc(b, '(');
+    bool first = true;
+    for (size_t c = 0; c < t->ncolumns && rc == KF_OK; c++) {
+        if (!kf_sim_table_active(t, c))
+            continue;
+        if (!first)
+            rc = kf_sim_buf_puts(b, ", ");
+        first = false;
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(b, st->qcols[c]);
+    }
+    return rc == KF_OK ? kf_sim_buf_putc(b, ')') : rc;
+}
+
+/* An insert: a COPY text row (PostgreSQL) or a row of the multi-row INSERT (MariaDB). */
+static int add_insert(sout *o, stable *st, const kf_sim_table *t, const kf_sim_row *after)
+{
+    stmt *s = &st->ins;
+    bool pg = o->d == KF_SIM_SQL_POSTGRES;
+    int rc = KF_OK;
+    if (s->rows == 0) {
+        rc = kf_sim_buf_puts(&s->sql, pg ? "COPY " : "INSERT INTO ");
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, st->qname);
+        if (rc == KF_OK)
+            rc = kf_sim_buf_putc(&s->sql, ' ');
+        if (rc == KF_OK)
+            rc = put_active_columns(&s->sql, st, t);
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, pg ? " FROM STDIN" : " VALUES ");
+    } else if (!pg) {
+        rc = kf_sim_buf_puts(&s->sql, ", ");
+    }
+    if (rc == KF_OK && !pg)
+        rc = kf_sim_buf_putc(&s->sql, '(');
+    bool first = true;
+    for (size_t c = 0; c < t->ncolumns && rc == KF_OK; c++) {
+        if (!kf_sim_table_active(t, c))
+            continue;
+        if (!first)
+            rc = pg ? kf_sim_buf_putc(&s->vals, '\t') : kf_sim_buf_puts(&s->sql, ", ");
+        first = false;
+        if (rc == KF_OK)
+            rc = pg ? put_copy_value(o, &s->vals, &t->type[c], &after->cells[c])
+                    : put_value(o, s, &t->type[c], &after->cells[c], false);
+    }
+    if (rc == KF_OK)
+        rc = pg ? kf_sim_buf_putc(&s->vals, '\n') : kf_sim_buf_putc(&s->sql, ')');
+    if (rc == KF_OK)
+        s->rows++;
+    return rc;
+}
+
+/* A delete: its key joins "DELETE FROM t WHERE k IN (...)", or "(k1, k2) IN ((..), ..)"
+ * for a composite key. */
+static int add_delete(sout *o, stable *st, const kf_sim_table *t, const kf_sim_row *key)
+{
+    stmt *s = &st->del;
+    size_t nkey = t->spec->nkey;
+    int rc = KF_OK;
+    if (s->rows == 0) {
+        rc = kf_sim_buf_puts(&s->sql, "DELETE FROM ");
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, st->qname);
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, nkey > 1 ? " WHERE (" : " WHERE ");
+        for (size_t k = 0; k < nkey && rc == KF_OK; k++) {
+            if (k)
+                rc = kf_sim_buf_puts(&s->sql, ", ");
+            if (rc == KF_OK)
+                rc = kf_sim_buf_puts(&s->sql, st->qcols[t->spec->key[k]]);
+        }
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, nkey > 1 ? ") IN (" : " IN (");
+    } else {
+        rc = kf_sim_buf_puts(&s->sql, ", ");
+    }
+    if (rc == KF_OK && nkey > 1)
+        rc = kf_sim_buf_putc(&s->sql, '(');
+    for (size_t k = 0; k < nkey && rc == KF_OK; k++) {
+        if (k)
+            rc = kf_sim_buf_puts(&s->sql, ", ");
+        if (rc == KF_OK)
+            rc = put_value(o, s, &t->type[t->spec->key[k]], &key->cells[k], false);
+    }
+    if (rc == KF_OK && nkey > 1)
+        rc = kf_sim_buf_putc(&s->sql, ')');
+    if (rc == KF_OK)
+        s->rows++;
+    return rc;
+}
+
+/* Marks in o->mask the columns an update changes; false when it changes none. */
+static bool changed_columns(sout *o, const kf_sim_table *t, const kf_sim_change *ch)
+{
+    bool any = false;
+    for (size_t c = 0; c < t->ncolumns; c++) {
+        o->mask[c] = kf_sim_table_active(t, c) && !t->spec->columns[c].is_key &&
+                     !kf_sim_cell_equal(&ch->before->cells[c], &ch->after->cells[c]);
+        any = any || o->mask[c];
+    }
+    return any;
+}
+
+/* An update setting the columns marked in cols: one statement with the changed columns
+ * (MariaDB), or a row of the table's PostgreSQL UPDATE, which sets every active non-key
+ * column (the unchanged ones to the values they hold), so that one statement serves updates
+ * of any columns:
+ *   UPDATE t AS t SET c = v.c, ... FROM (VALUES ($1::k, $2::c), ...) AS v(k, c)
+ *   WHERE t.k = v.k
+ * (the tail after VALUES is added when the statement is sent). */
+static int add_update(sout *o, stmt *s, const stable *st, const kf_sim_table *t,
+                      const kf_sim_change *ch, const unsigned char *cols)
+{
+    bool pg = o->d == KF_SIM_SQL_POSTGRES;
+    int rc = KF_OK;
+    if (s->rows == 0 || !pg) {
+        rc = kf_sim_buf_puts(&s->sql, "UPDATE ");
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, st->qname);
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, pg ? " AS t SET " : " SET ");
+        bool first = true;
+        for (size_t c = 0; c < t->ncolumns && rc == KF_OK; c++) {
+            if (!cols[c])
+                continue;
+            if (!first)
+                rc = kf_sim_buf_puts(&s->sql, ", ");
+            first = false;
+            if (rc == KF_OK)
+                rc = kf_sim_buf_puts(&s->sql, st->qcols[c]);
+            if (rc == KF_OK)
+                rc = kf_sim_buf_puts(&s->sql, pg ? " = v." : " = ");
+            if (rc == KF_OK)
+                rc = pg ? kf_sim_buf_puts(&s->sql, st->qcols[c])
+                        : put_value(o, s, &t->type[c], &ch->after->cells[c], false);
+        }
+        if (rc == KF_OK && pg)
+            rc = kf_sim_buf_puts(&s->sql, " FROM (VALUES ");
+    } else {
+        rc = kf_sim_buf_puts(&s->sql, ", ");
+    }
+    if (!pg) {
+        rc = rc == KF_OK ? kf_sim_buf_puts(&s->sql, " WHERE ") : rc;
+        for (size_t k = 0; k < t->spec->nkey && rc == KF_OK; k++) {
+            size_t col = t->spec->key[k];
+            if (k)
+                rc = kf_sim_buf_puts(&s->sql, " AND ");
+            if (rc == KF_OK)
+                rc = kf_sim_buf_puts(&s->sql, st->qcols[col]);
+            if (rc == KF_OK)
+                rc = kf_sim_buf_puts(&s->sql, " = ");
+            if (rc == KF_OK)
+                rc = put_value(o, s, &t->type[col], &ch->key->cells[k], false);
+        }
+        if (rc == KF_OK)
+            s->rows++;
+        return rc;
+    }
+    rc = rc == KF_OK ? kf_sim_buf_putc(&s->sql, '(') : rc;
     for (size_t k = 0; k < t->spec->nkey && rc == KF_OK; k++) {
         size_t col = t->spec->key[k];
-        rc = kf_sim_buf_printf(&o->sql, "%s%s = ", k ? " AND " : "", st->qcols[col]);
+        if (k)
+            rc = kf_sim_buf_puts(&s->sql, ", ");
         if (rc == KF_OK)
-            rc = put_value(o, &t->type[col], &key->cells[k]);
+            rc = put_value(o, s, &t->type[col], &ch->key->cells[k], true);
+    }
+    for (size_t c = 0; c < t->ncolumns && rc == KF_OK; c++) {
+        if (!cols[c])
+            continue;
+        rc = kf_sim_buf_puts(&s->sql, ", ");
+        if (rc == KF_OK)
+            rc = put_value(o, s, &t->type[c], &ch->after->cells[c], true);
+    }
+    if (rc == KF_OK)
+        rc = kf_sim_buf_putc(&s->sql, ')');
+    if (rc == KF_OK)
+        s->rows++;
+    return rc;
+}
+
+/* Closes a PostgreSQL update group: ") AS v(k, c, ...) WHERE t.k = v.k AND ...". */
+static int finish_update(stmt *s, const stable *st, const kf_sim_table *t,
+                         const unsigned char *mask)
+{
+    int rc = kf_sim_buf_puts(&s->sql, ") AS v(");
+    for (size_t k = 0; k < t->spec->nkey && rc == KF_OK; k++) {
+        if (k)
+            rc = kf_sim_buf_puts(&s->sql, ", ");
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, st->qcols[t->spec->key[k]]);
+    }
+    for (size_t c = 0; c < t->ncolumns && rc == KF_OK; c++) {
+        if (!mask[c])
+            continue;
+        rc = kf_sim_buf_puts(&s->sql, ", ");
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, st->qcols[c]);
+    }
+    rc = rc == KF_OK ? kf_sim_buf_puts(&s->sql, ") WHERE ") : rc;
+    for (size_t k = 0; k < t->spec->nkey && rc == KF_OK; k++) {
+        const char *q = st->qcols[t->spec->key[k]];
+        if (k)
+            rc = kf_sim_buf_puts(&s->sql, " AND ");
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, "t.");
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, q);
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, " = v.");
+        if (rc == KF_OK)
+            rc = kf_sim_buf_puts(&s->sql, q);
     }
     return rc;
 }
 
-static int build_change(sout *o, const stable *st, const kf_sim_table *t, const kf_sim_change *ch)
+/* A hash of the key cells; equal keys hash equal. */
+static uint64_t key_hash(const kf_sim_row *key)
 {
-    int rc;
-    reset_stmt(o);
-    if (ch->op == KF_SIM_OP_CREATE) {
-        rc = kf_sim_buf_printf(&o->sql, "INSERT INTO %s (", st->qname);
-        bool first = true;
-        for (size_t c = 0; c < t->ncolumns && rc == KF_OK; c++) {
-            if (!kf_sim_table_active(t, c))
-                continue;
-            rc = kf_sim_buf_printf(&o->sql, "%s%s", first ? "" : ", ", st->qcols[c]);
-            first = false;
-        }
-        if (rc == KF_OK)
-            rc = kf_sim_buf_puts(&o->sql, ") VALUES (");
-        first = true;
-        for (size_t c = 0; c < t->ncolumns && rc == KF_OK; c++) {
-            if (!kf_sim_table_active(t, c))
-                continue;
-            if (!first)
-                rc = kf_sim_buf_puts(&o->sql, ", ");
-            first = false;
-            if (rc == KF_OK)
-                rc = put_value(o, &t->type[c], &ch->after->cells[c]);
-        }
-        return rc == KF_OK ? kf_sim_buf_putc(&o->sql, ')') : rc;
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (size_t k = 0; k < key->ncells; k++) {
+        h ^= kf_sim_cell_hash(&key->cells[k]) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
     }
-    if (ch->op == KF_SIM_OP_DELETE) {
-        rc = kf_sim_buf_printf(&o->sql, "DELETE FROM %s", st->qname);
-        return rc == KF_OK ? put_where(o, st, t, ch->key) : rc;
+    return h;
+}
+
+/* What a statement of a flush does, for its error message. */
+static void step_what(char *buf, size_t len, const stable *st, const kf_sim_table *t,
+                      const char *verb)
+{
+    snprintf(buf, len, "apply %zu changes (%" PRIu64 "..%" PRIu64 ") to table \"%s\" (%s)",
+             st->pending, st->first_seq, st->last_seq, t->spec->name, verb);
+}
+
+/* Sends the pending changes of table ti: inserts, then updates, then deletes (they touch
+ * distinct keys, so any order gives the same rows). */
+static int flush_table(sout *o, size_t ti, kf_error *err)
+{
+    stable *st = &o->tables[ti];
+    if (st->pending == 0)
+        return KF_OK;
+    const kf_sim_table *t = kf_sim_engine_table(o->e, ti);
+    bool pg = o->d == KF_SIM_SQL_POSTGRES;
+    int rc = KF_OK;
+    char step[300];
+    if (st->ins.rows > 0) {
+        step_what(step, sizeof(step), st, t, pg ? "COPY" : "INSERT");
+        rc = pg ? exec_copy(o, &st->ins, step, err) : exec_stmt(o, &st->ins, step, err);
     }
-    rc = kf_sim_buf_printf(&o->sql, "UPDATE %s SET ", st->qname);
-    bool first = true;
-    for (size_t c = 0; c < t->ncolumns && rc == KF_OK; c++) {
-        if (!kf_sim_table_active(t, c) || t->spec->columns[c].is_key ||
-            kf_sim_cell_equal(&ch->before->cells[c], &ch->after->cells[c]))
-            continue;
-        rc = kf_sim_buf_printf(&o->sql, "%s%s = ", first ? "" : ", ", st->qcols[c]);
-        first = false;
-        if (rc == KF_OK)
-            rc = put_value(o, &t->type[c], &ch->after->cells[c]);
+    if (rc == KF_OK && st->upd.rows > 0) {
+        step_what(step, sizeof(step), st, t, "UPDATE");
+        rc = finish_update(&st->upd, st, t, st->upd_cols);
+        if (rc != KF_OK)
+            rc = kf_error_set(err, rc, false, "could not build the UPDATE: out of memory");
+        else
+            rc = exec_stmt(o, &st->upd, step, err);
     }
-    if (first)
-        return 1; /* nothing changed: no statement */
-    return rc == KF_OK ? put_where(o, st, t, ch->key) : rc;
+    if (rc == KF_OK && st->del.rows > 0) {
+        step_what(step, sizeof(step), st, t, "DELETE");
+        rc = kf_sim_buf_putc(&st->del.sql, ')');
+        if (rc != KF_OK)
+            rc = kf_error_set(err, rc, false, "could not build the DELETE: out of memory");
+        else
+            rc = exec_stmt(o, &st->del, step, err);
+    }
+    if (rc != KF_OK) {
+        o->failed = true;
+        return rc;
+    }
+    stmt_clear(&st->ins);
+    stmt_clear(&st->del);
+    stmt_clear(&st->upd);
+    st->pending = 0;
+    kf_sim_hset_clear(&st->keys);
+    return KF_OK;
+}
+
+static int flush_all(sout *o, kf_error *err)
+{
+    for (size_t i = 0; i < o->ntables; i++) {
+        int rc = flush_table(o, i, err);
+        if (rc != KF_OK)
+            return rc;
+    }
+    return KF_OK;
+}
+
+/* Whether a statement of st has grown enough to be sent. */
+static bool table_full(const stable *st)
+{
+    if (st->ins.vals.len + st->ins.sql.len >= FLUSH_BYTES || st->ins.nparams >= FLUSH_PARAMS ||
+        st->del.sql.len >= FLUSH_BYTES || st->del.nparams >= FLUSH_PARAMS)
+        return true;
+    if (st->upd.sql.len + st->upd.vals.len >= FLUSH_BYTES || st->upd.nparams >= FLUSH_PARAMS)
+        return true;
+    return false;
 }
 
 /* ---- the output ---- */
@@ -342,20 +721,25 @@ static void sout_destroy(void *self)
     if (!o)
         return;
     for (size_t i = 0; o->tables && i < o->ntables; i++) {
-        for (size_t c = 0; o->tables[i].qcols && c < o->tables[i].ncols; c++)
-            free(o->tables[i].qcols[c]);
-        free(o->tables[i].qcols);
-        free(o->tables[i].qname);
+        stable *st = &o->tables[i];
+        for (size_t c = 0; st->qcols && c < st->ncols; c++)
+            free(st->qcols[c]);
+        free(st->qcols);
+        free(st->qname);
+        kf_sim_hset_free(&st->keys);
+        stmt_free(&st->ins);
+        stmt_free(&st->del);
+        stmt_free(&st->upd);
+        free(st->upd_cols);
     }
     free(o->tables);
     if (o->pg)
         PQfinish(o->pg);
     if (o->my)
         mysql_close(o->my);
-    kf_sim_buf_free(&o->sql);
-    kf_sim_buf_free(&o->vals);
+    stmt_free(&o->one);
+    free(o->mask);
     kf_sim_buf_free(&o->text);
-    free(o->param_off);
     free(o->params);
     free(o->dsn);
     free(o->schema);
@@ -508,7 +892,7 @@ static int put_column_def(sout *o, const stable *st, const kf_sim_table *t, size
 {
     char type[64];
     kf_sim_sql_type(o->d, &t->type[c], t->spec->columns[c].is_key, type, sizeof(type));
-    return kf_sim_buf_printf(&o->sql, "%s %s %s", st->qcols[c], type,
+    return kf_sim_buf_printf(&o->one.sql, "%s %s %s", st->qcols[c], type,
                              kf_sim_column_nullable(t, c) ? "NULL" : "NOT NULL");
 }
 
@@ -517,36 +901,36 @@ static int create_table(sout *o, const stable *st, const kf_sim_table *t, bool r
 {
     int rc = KF_OK;
     if (!resume && o->replace) {
-        reset_stmt(o);
-        if ((rc = kf_sim_buf_printf(&o->sql, "DROP TABLE IF EXISTS %s", st->qname)) != KF_OK ||
-            (rc = exec_sql(o, o->sql.data, "drop the existing table", err)) != KF_OK)
+        stmt_clear(&o->one);
+        if ((rc = kf_sim_buf_printf(&o->one.sql, "DROP TABLE IF EXISTS %s", st->qname)) != KF_OK ||
+            (rc = exec_sql(o, o->one.sql.data, "drop the existing table", err)) != KF_OK)
             return rc;
     }
-    reset_stmt(o);
-    rc = kf_sim_buf_printf(&o->sql, "CREATE TABLE %s%s (", resume ? "IF NOT EXISTS " : "",
+    stmt_clear(&o->one);
+    rc = kf_sim_buf_printf(&o->one.sql, "CREATE TABLE %s%s (", resume ? "IF NOT EXISTS " : "",
                            st->qname);
     bool first = true;
     for (size_t c = 0; c < t->ncolumns && rc == KF_OK; c++) {
         if (!kf_sim_table_active(t, c))
             continue;
         if (!first)
-            rc = kf_sim_buf_puts(&o->sql, ", ");
+            rc = kf_sim_buf_puts(&o->one.sql, ", ");
         first = false;
         if (rc == KF_OK)
             rc = put_column_def(o, st, t, c);
     }
     if (rc == KF_OK)
-        rc = kf_sim_buf_puts(&o->sql, ", PRIMARY KEY (");
+        rc = kf_sim_buf_puts(&o->one.sql, ", PRIMARY KEY (");
     for (size_t k = 0; k < t->spec->nkey && rc == KF_OK; k++)
-        rc = kf_sim_buf_printf(&o->sql, "%s%s", k ? ", " : "", st->qcols[t->spec->key[k]]);
+        rc = kf_sim_buf_printf(&o->one.sql, "%s%s", k ? ", " : "", st->qcols[t->spec->key[k]]);
     if (rc == KF_OK)
-        rc = kf_sim_buf_puts(&o->sql, "))");
+        rc = kf_sim_buf_puts(&o->one.sql, "))");
     if (rc != KF_OK)
         return kf_error_set(err, rc, false, "could not build CREATE TABLE: out of memory");
     char what[600];
     snprintf(what, sizeof(what), "create table %s%s", st->qname,
              resume ? "" : " (an existing table needs --replace)");
-    return exec_sql(o, o->sql.data, what, err);
+    return exec_sql(o, o->one.sql.data, what, err);
 }
 
 static int sout_open(void *self, const kf_sim_engine *e, bool resume, kf_error *err)
@@ -560,11 +944,11 @@ static int sout_open(void *self, const kf_sim_engine *e, bool resume, kf_error *
     if (o->schema) {
         if (!(qschema = quote_ident(o, o->schema)))
             return kf_error_set(err, KF_ERR_NOMEM, false, "could not quote a name: out of memory");
-        reset_stmt(o);
-        rc = kf_sim_buf_printf(&o->sql, "CREATE %s IF NOT EXISTS %s",
+        stmt_clear(&o->one);
+        rc = kf_sim_buf_printf(&o->one.sql, "CREATE %s IF NOT EXISTS %s",
                                o->d == KF_SIM_SQL_POSTGRES ? "SCHEMA" : "DATABASE", qschema);
         if (rc == KF_OK)
-            rc = exec_sql(o, o->sql.data, "create the schema", err);
+            rc = exec_sql(o, o->one.sql.data, "create the schema", err);
         if (rc != KF_OK) {
             free(qschema);
             return rc;
@@ -596,6 +980,20 @@ static int sout_open(void *self, const kf_sim_engine *e, bool resume, kf_error *
             rc = kf_error_set(err, KF_ERR_NOMEM, false, "could not quote a name: out of memory");
             break;
         }
+        if (!(st->upd_cols = calloc(t->ncolumns ? t->ncolumns : 1, 1))) {
+            rc = kf_error_set(err, KF_ERR_NOMEM, false, "could not open the output: out of memory");
+            break;
+        }
+        if (t->ncolumns > o->mask_len) {
+            unsigned char *m = realloc(o->mask, t->ncolumns);
+            if (!m) {
+                rc = kf_error_set(err, KF_ERR_NOMEM, false,
+                                  "could not open the output: out of memory");
+                break;
+            }
+            o->mask = m;
+            o->mask_len = t->ncolumns;
+        }
         rc = create_table(o, st, t, resume, err);
     }
     free(qschema);
@@ -608,22 +1006,61 @@ static int sout_change(void *self, size_t ti, const kf_sim_table *t, const kf_si
                        kf_error *err)
 {
     sout *o = self;
+    stable *st = &o->tables[ti];
     int rc = begin_txn(o, err);
     if (rc != KF_OK)
         return rc;
-    rc = build_change(o, &o->tables[ti], t, ch);
-    if (rc < 0)
+    if (ch->op == KF_SIM_OP_UPDATE && !changed_columns(o, t, ch)) {
+        o->pending_seq = ch->seq; /* nothing changed: no statement */
+        return KF_OK;
+    }
+    /* A key with a pending change, or a statement grown to its limit: send what is pending
+     * first. */
+    uint64_t h = key_hash(ch->key);
+    if (kf_sim_hset_contains(&st->keys, h) || table_full(st)) {
+        if ((rc = flush_table(o, ti, err)) != KF_OK)
+            return rc;
+    }
+    if ((rc = kf_sim_hset_add(&st->keys, h)) < 0)
+        return kf_error_set(err, rc, false, "could not track pending keys: out of memory");
+    if (st->pending == 0)
+        st->first_seq = ch->seq;
+    switch (ch->op) {
+    case KF_SIM_OP_CREATE:
+        rc = add_insert(o, st, t, ch->after);
+        break;
+    case KF_SIM_OP_DELETE:
+        rc = add_delete(o, st, t, ch->key);
+        break;
+    case KF_SIM_OP_UPDATE:
+    default:
+        if (o->d == KF_SIM_SQL_MYSQL) {
+            stmt_clear(&o->one);
+            rc = add_update(o, &o->one, st, t, ch, o->mask);
+            break;
+        }
+        if (st->upd.rows == 0)
+            for (size_t c = 0; c < t->ncolumns; c++)
+                st->upd_cols[c] = kf_sim_table_active(t, c) && !t->spec->columns[c].is_key;
+        rc = add_update(o, &st->upd, st, t, ch, st->upd_cols);
+        break;
+    }
+    if (rc != KF_OK) {
+        o->failed = true; /* a half-built statement must not be committed */
         return kf_error_set(err, rc, false, "could not build the statement of change %" PRIu64,
                             ch->seq);
-    if (rc == KF_OK) {
-        char what[96];
-        snprintf(what, sizeof(what), "apply change %" PRIu64 " (%c) to table \"%s\"", ch->seq,
-                 (char)ch->op, t->spec->name);
-        if ((rc = exec_built(o, what, err)) != KF_OK) {
+    }
+    if (ch->op == KF_SIM_OP_UPDATE && o->d == KF_SIM_SQL_MYSQL) {
+        char what[120];
+        snprintf(what, sizeof(what), "apply change %" PRIu64 " (u) to table \"%s\"", ch->seq,
+                 t->spec->name);
+        if ((rc = exec_stmt(o, &o->one, what, err)) != KF_OK) {
             o->failed = true;
             return rc;
         }
     }
+    st->pending++;
+    st->last_seq = ch->seq;
     o->pending_seq = ch->seq;
     return KF_OK;
 }
@@ -639,27 +1076,27 @@ static int sout_evolve(void *self, size_t ti, const kf_sim_table *t, const kf_si
     const stable *st = &o->tables[ti];
     const char *qc = st->qcols[ev->column];
     bool pg = o->d == KF_SIM_SQL_POSTGRES;
-    reset_stmt(o);
-    rc = kf_sim_buf_printf(&o->sql, "ALTER TABLE %s ", st->qname);
+    stmt_clear(&o->one);
+    rc = kf_sim_buf_printf(&o->one.sql, "ALTER TABLE %s ", st->qname);
     if (rc == KF_OK) {
         switch (ev->action) {
         case KF_SIM_EVOLVE_PROMOTE:
         case KF_SIM_EVOLVE_READD:
-            rc = kf_sim_buf_puts(&o->sql, "ADD COLUMN IF NOT EXISTS ");
+            rc = kf_sim_buf_puts(&o->one.sql, "ADD COLUMN IF NOT EXISTS ");
             if (rc == KF_OK)
                 rc = put_column_def(o, st, t, ev->column);
             break;
         case KF_SIM_EVOLVE_DROP:
-            rc = kf_sim_buf_printf(&o->sql, "DROP COLUMN IF EXISTS %s", qc);
+            rc = kf_sim_buf_printf(&o->one.sql, "DROP COLUMN IF EXISTS %s", qc);
             break;
         case KF_SIM_EVOLVE_WIDEN:
         default: {
             char type[64];
             kf_sim_sql_type(o->d, &ev->to, false, type, sizeof(type));
             if (pg)
-                rc = kf_sim_buf_printf(&o->sql, "ALTER COLUMN %s TYPE %s", qc, type);
+                rc = kf_sim_buf_printf(&o->one.sql, "ALTER COLUMN %s TYPE %s", qc, type);
             else
-                rc = kf_sim_buf_printf(&o->sql, "MODIFY COLUMN %s %s %s", qc, type,
+                rc = kf_sim_buf_printf(&o->one.sql, "MODIFY COLUMN %s %s %s", qc, type,
                                        kf_sim_column_nullable(t, ev->column) ? "NULL" : "NOT NULL");
             break;
         }
@@ -670,7 +1107,7 @@ static int sout_evolve(void *self, size_t ti, const kf_sim_table *t, const kf_si
     char what[600];
     snprintf(what, sizeof(what), "%s column %s of %s", kf_sim_evolve_action_name(ev->action), qc,
              st->qname);
-    if ((rc = exec_sql(o, o->sql.data, what, err)) != KF_OK)
+    if ((rc = exec_sql(o, o->one.sql.data, what, err)) != KF_OK)
         return rc;
     /* PostgreSQL runs DDL in autocommit here; MariaDB committed it implicitly. */
     return KF_OK;

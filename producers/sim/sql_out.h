@@ -1,6 +1,7 @@
 /* The database outputs of the simulator: the same changes as DDL and DML on PostgreSQL
- * (libpq, parameterised statements) or MariaDB/MySQL (libmariadb, escaped literals), one
- * transaction per batch, ALTER TABLE for each schema change. */
+ * (libpq: COPY, parameterised set-based UPDATE and DELETE) or MariaDB/MySQL (libmariadb,
+ * escaped literals: multi-row INSERT, batched DELETE), one transaction per batch, ALTER TABLE
+ * for each schema change. */
 #ifndef KF_SIM_SQL_OUT_H
 #define KF_SIM_SQL_OUT_H
 

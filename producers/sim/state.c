@@ -98,6 +98,36 @@ int kf_sim_state_save(const char *path, const kf_sim_state *st, kf_error *err)
     return KF_OK;
 }
 
+int kf_sim_state_check_resume(const kf_sim_state *prev, const kf_sim_state *want, bool seed_given,
+                              const char *path, kf_error *err)
+{
+    if (seed_given && prev->seed != want->seed)
+        return kf_error_set(err, KF_ERR_CONFIG, false,
+                            "cannot resume: the progress file \"%s\" is of seed %" PRIu64
+                            ", not %" PRIu64,
+                            path, prev->seed, want->seed);
+    if (strcmp(prev->output, want->output) != 0)
+        return kf_error_set(err, KF_ERR_CONFIG, false,
+                            "cannot resume: the progress file \"%s\" is of output %s, not %s", path,
+                            prev->output, want->output);
+    if (prev->spec_digest != want->spec_digest)
+        return kf_error_set(err, KF_ERR_CONFIG, false,
+                            "cannot resume: the progress file \"%s\" was written with other "
+                            "specs (the spec files differ)",
+                            path);
+    if (prev->tick_us != want->tick_us)
+        return kf_error_set(err, KF_ERR_CONFIG, false,
+                            "cannot resume: the progress file \"%s\" is of sim.tick.us %" PRId64
+                            ", not %" PRId64,
+                            path, prev->tick_us, want->tick_us);
+    if (prev->batch_size != want->batch_size)
+        return kf_error_set(err, KF_ERR_CONFIG, false,
+                            "cannot resume: the progress file \"%s\" is of sim.batch.size %u, "
+                            "not %u",
+                            path, prev->batch_size, want->batch_size);
+    return KF_OK;
+}
+
 int kf_sim_state_digest_file(const char *path, uint64_t *digest, kf_error *err)
 {
     FILE *f = fopen(path, "rb");

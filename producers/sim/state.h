@@ -4,6 +4,7 @@
 #ifndef KF_SIM_STATE_H
 #define KF_SIM_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,13 @@ int kf_sim_state_load(const char *path, kf_sim_state *out, kf_error *err);
 /* Writes st to path atomically: a temporary file in the same directory, fsync, rename.
  * Returns 0 or KF_ERR_IO with err filled. */
 int kf_sim_state_save(const char *path, const kf_sim_state *st, kf_error *err);
+
+/* Whether a run planned as want may continue the run recorded in prev (loaded from path):
+ * the same specs (digest), sim.tick.us, sim.batch.size and output, and the same seed when
+ * seed_given (without --seed the recorded one is used). KF_ERR_CONFIG naming the first
+ * setting that differs, with both values, else 0. */
+int kf_sim_state_check_resume(const kf_sim_state *prev, const kf_sim_state *want, bool seed_given,
+                              const char *path, kf_error *err);
 
 /* FNV-1a 64 over the bytes of the files, in order (continuing from *digest; start with
  * KF_SIM_DIGEST_INIT). Returns 0 or KF_ERR_IO. */

@@ -1,6 +1,9 @@
 /* The built-in word lists behind the text generators. */
 #include "words.h"
 
+#include <pthread.h>
+#include <string.h>
+
 static const char *const first_names[] = {
     "James",     "Mary",     "Robert",    "Patricia", "John",     "Jennifer",  "Michael",
     "Linda",     "David",    "Elizabeth", "William",  "Barbara",  "Richard",   "Susan",
@@ -166,5 +169,32 @@ size_t kf_sim_words_count(kf_sim_wordlist list)
 
 const char *kf_sim_words_get(kf_sim_wordlist list, size_t i)
 {
+    return lists[list].words[i];
+}
+
+#define COUNT(a) (sizeof(a) / sizeof(a[0]))
+
+/* Word lengths, per list; measured once. */
+static size_t *lengths[KF_SIM_WORDS_COUNT_];
+static size_t lengths_store[COUNT(first_names) + COUNT(last_names) + COUNT(cities) +
+                            COUNT(countries) + COUNT(product_adjectives) + COUNT(product_nouns) +
+                            COUNT(companies) + COUNT(email_domains) + COUNT(common_words)];
+static pthread_once_t lengths_once = PTHREAD_ONCE_INIT;
+
+static void measure_words(void)
+{
+    size_t used = 0;
+    for (int l = 0; l < KF_SIM_WORDS_COUNT_; l++) {
+        lengths[l] = lengths_store + used;
+        for (size_t i = 0; i < lists[l].count; i++) {
+            lengths_store[used++] = strlen(lists[l].words[i]);
+        }
+    }
+}
+
+const char *kf_sim_words_get_len(kf_sim_wordlist list, size_t i, size_t *len)
+{
+    pthread_once(&lengths_once, measure_words);
+    *len = lengths[list][i];
     return lists[list].words[i];
 }

@@ -21,5 +21,7 @@ typedef enum kf_sim_wordlist {
 /* The number of words in a list (always > 0) and the i-th word (i < count). */
 size_t kf_sim_words_count(kf_sim_wordlist list);
 const char *kf_sim_words_get(kf_sim_wordlist list, size_t i);
+/* The same word with its length in *len (the generators append words without strlen). */
+const char *kf_sim_words_get_len(kf_sim_wordlist list, size_t i, size_t *len);
 
 #endif

@@ -225,6 +225,7 @@ struct kf_event_writer {
     kf_cell *kregs;      /* the key's registers */
     size_t row[2];       /* register of column 0 of each image */
     fslot src[KF_SRC_COUNT];
+    kf_codec_reg srcinfo[KF_SRC_COUNT]; /* the envelope's source registers */
     uint32_t *off;  /* per image and column: where its string or bytes copy sits in text */
     uint8_t *isset; /* per image and column: set since begin */
     kf_buf text;    /* copies of this event's strings and bytes; reset by begin */
@@ -382,6 +383,8 @@ static int writer_bind(kf_event_writer *w, kf_error *err)
     }
     w->row[KF_BEFORE] = kf_codec_row_reg(w->env, KF_BEFORE, 0);
     w->row[KF_AFTER] = kf_codec_row_reg(w->env, KF_AFTER, 0);
+    for (int i = 0; i < KF_SRC_COUNT; i++)
+        kf_codec_reg_info(w->env, (size_t)(KF_CODEC_REG_SOURCE + i), &w->srcinfo[i]);
     /* The writer never touches the serde's reusable envelope value, but generic code sharing
      * the serde may fill and encode it: leave it writable, as the value-based writer did. */
     avro_value_t *generic;
@@ -488,6 +491,59 @@ void kf_event_writer_destroy(kf_event_writer *w)
     free(w);
 }
 
+static bool src_is_number(int i)
+{
+    return i == KF_SRC_TS_MS || i == KF_SRC_LSN || i == KF_SRC_TXID || i == KF_SRC_POS ||
+           i == KF_SRC_SEQ;
+}
+
+/* The numbers of src by source register; has[i] says whether number i is given. */
+static void src_numbers(const kf_source *src, bool has[KF_SRC_COUNT], int64_t nums[KF_SRC_COUNT])
+{
+    memset(has, 0, KF_SRC_COUNT * sizeof(*has));
+    memset(nums, 0, KF_SRC_COUNT * sizeof(*nums));
+    has[KF_SRC_TS_MS] = true;
+    has[KF_SRC_LSN] = src->has_lsn;
+    has[KF_SRC_TXID] = src->has_txid;
+    has[KF_SRC_POS] = src->has_pos;
+    has[KF_SRC_SEQ] = src->has_seq;
+    nums[KF_SRC_TS_MS] = src->ts_ms;
+    nums[KF_SRC_LSN] = src->lsn;
+    nums[KF_SRC_TXID] = src->txid;
+    nums[KF_SRC_POS] = src->pos;
+    nums[KF_SRC_SEQ] = src->seq;
+}
+
+/* Whether source field i may be present (or absent) in the writer's schema. */
+static int src_check(const kf_event_writer *w, int i, bool present, kf_error *err)
+{
+    const char *name = kf_codec_source_field((kf_src_field)i);
+    if (w->src[i].index < 0)
+        return KF_OK; /* the schema has no such field: the value is dropped */
+    if (!w->srcinfo[i].bound) {
+        if (present)
+            return kf_error_set(err, KF_ERR_INVALID, false,
+                                "could not set source field \"%s\": wrong type", name);
+        return KF_OK;
+    }
+    if (!present && !w->srcinfo[i].nullable)
+        return kf_error_set(err, KF_ERR_INVALID, false,
+                            "source field \"%s\" is required by the schema", name);
+    return KF_OK;
+}
+
+/* Sets number register i (checked by src_check). */
+static void src_put_number(kf_event_writer *w, int i, bool present, int64_t v)
+{
+    kf_cell *cell = &w->regs[KF_CODEC_REG_SOURCE + i];
+    if (w->src[i].index < 0 || !w->srcinfo[i].bound || !present) {
+        cell->kind = KF_CELL_NULL;
+        return;
+    }
+    cell->kind = KF_CELL_INT;
+    cell->v.i = v;
+}
+
 int kf_event_writer_set_source(kf_event_writer *w, const kf_source *src, kf_error *err)
 {
     const char *strs[KF_SRC_COUNT] = {
@@ -497,14 +553,9 @@ int kf_event_writer_set_source(kf_event_writer *w, const kf_source *src, kf_erro
         [KF_SRC_TABLE] = src->table,     [KF_SRC_FILE] = src->file,
         [KF_SRC_GTID] = src->gtid,       [KF_SRC_RESUME_TOKEN] = src->resume_token,
     };
-    bool has[KF_SRC_COUNT] = {
-        [KF_SRC_TS_MS] = true,       [KF_SRC_LSN] = src->has_lsn, [KF_SRC_TXID] = src->has_txid,
-        [KF_SRC_POS] = src->has_pos, [KF_SRC_SEQ] = src->has_seq,
-    };
-    int64_t nums[KF_SRC_COUNT] = {
-        [KF_SRC_TS_MS] = src->ts_ms, [KF_SRC_LSN] = src->lsn, [KF_SRC_TXID] = src->txid,
-        [KF_SRC_POS] = src->pos,     [KF_SRC_SEQ] = src->seq,
-    };
+    bool has[KF_SRC_COUNT];
+    int64_t nums[KF_SRC_COUNT];
+    src_numbers(src, has, nums);
     w->has_source = false;
     /* one reservation for every string, so that the copies do not move while being made */
     size_t total = 0;
@@ -516,33 +567,19 @@ int kf_event_writer_set_source(kf_event_writer *w, const kf_source *src, kf_erro
         return kf_error_set(err, KF_ERR_NOMEM, false,
                             "could not set change event source: out of memory");
     for (int i = 0; i < KF_SRC_COUNT; i++) {
-        const char *name = kf_codec_source_field((kf_src_field)i);
-        kf_cell *cell = &w->regs[KF_CODEC_REG_SOURCE + i];
-        bool is_num = i == KF_SRC_TS_MS || i == KF_SRC_LSN || i == KF_SRC_TXID || i == KF_SRC_POS ||
-                      i == KF_SRC_SEQ;
+        bool is_num = src_is_number(i);
         bool present = is_num ? has[i] : strs[i] != NULL;
-        kf_codec_reg info;
-        kf_codec_reg_info(w->env, (size_t)(KF_CODEC_REG_SOURCE + i), &info);
-        cell->kind = KF_CELL_NULL;
-        if (w->src[i].index < 0)
-            continue; /* the schema has no such field */
-        if (!info.bound) {
-            if (present)
-                return kf_error_set(err, KF_ERR_INVALID, false,
-                                    "could not set source field \"%s\": wrong type", name);
-            continue;
-        }
-        if (!present) {
-            if (!info.nullable)
-                return kf_error_set(err, KF_ERR_INVALID, false,
-                                    "source field \"%s\" is required by the schema", name);
-            continue;
-        }
+        int rc = src_check(w, i, present, err);
+        if (rc != KF_OK)
+            return rc;
         if (is_num) {
-            cell->kind = KF_CELL_INT;
-            cell->v.i = nums[i];
+            src_put_number(w, i, present, nums[i]);
             continue;
         }
+        kf_cell *cell = &w->regs[KF_CODEC_REG_SOURCE + i];
+        cell->kind = KF_CELL_NULL;
+        if (w->src[i].index < 0 || !w->srcinfo[i].bound || !present)
+            continue;
         size_t n = strlen(strs[i]);
         char *dst = (char *)w->srctext.data + w->srctext.len;
         memcpy(dst, strs[i], n + 1);
@@ -552,6 +589,25 @@ int kf_event_writer_set_source(kf_event_writer *w, const kf_source *src, kf_erro
         cell->v.s.len = n;
     }
     w->has_source = true;
+    return KF_OK;
+}
+
+int kf_event_writer_update_source(kf_event_writer *w, const kf_source *src, kf_error *err)
+{
+    if (!w->has_source)
+        return kf_error_set(err, KF_ERR_STATE, false, "change event source is not set");
+    bool has[KF_SRC_COUNT];
+    int64_t nums[KF_SRC_COUNT];
+    src_numbers(src, has, nums);
+    /* every check before any change, so a refused update leaves the source as it was */
+    for (int i = 0; i < KF_SRC_COUNT; i++) {
+        int rc = src_is_number(i) ? src_check(w, i, has[i], err) : KF_OK;
+        if (rc != KF_OK)
+            return rc;
+    }
+    for (int i = 0; i < KF_SRC_COUNT; i++)
+        if (src_is_number(i))
+            src_put_number(w, i, has[i], nums[i]);
     return KF_OK;
 }
 

@@ -119,6 +119,13 @@ void kf_event_writer_destroy(kf_event_writer *w); /* NULL is a no-op */
  * event until set again; set it at least once before encoding. */
 int kf_event_writer_set_source(kf_event_writer *w, const kf_source *src, kf_error *err);
 
+/* Replaces only the source block's numbers with those of src: ts_ms, and lsn, txId, pos and
+ * seq (each null unless its has_* flag is set); src's strings are ignored and the ones of the
+ * last kf_event_writer_set_source stay, uncopied. For a producer whose source strings are the
+ * same for every event of the writer and whose position moves per event. The checks are
+ * those of set_source; on any error nothing changes. KF_ERR_STATE before a set_source. */
+int kf_event_writer_update_source(kf_event_writer *w, const kf_source *src, kf_error *err);
+
 /* Starts an event: op, and ts_ms (the time the producer handled it; negative for null). Both
  * row images start absent; a setter on a side makes it present. */
 int kf_event_writer_begin(kf_event_writer *w, kf_op op, int64_t ts_ms, kf_error *err);

@@ -10,6 +10,7 @@
 #include "gen.h"
 #include "mutate.h"
 #include "rng.h"
+#include "words.h"
 
 #define DRAWS 100000
 
@@ -371,10 +372,28 @@ static void invalid_values_break_exactly_their_constraint(void **state)
         assert_false(kf_sim_gen_can_break(u, &u->type, (kf_sim_check)k));
 }
 
+/* The generators append words by their recorded length: it must be the word's own. */
+static void word_lengths_match(void **state)
+{
+    (void)state;
+    for (int l = 0; l < KF_SIM_WORDS_COUNT_; l++) {
+        size_t n = kf_sim_words_count((kf_sim_wordlist)l);
+        assert_true(n > 0);
+        for (size_t i = 0; i < n; i++) {
+            size_t len = 0;
+            const char *w = kf_sim_words_get_len((kf_sim_wordlist)l, i, &len);
+            assert_ptr_equal(w, kf_sim_words_get((kf_sim_wordlist)l, i));
+            assert_int_equal(len, strlen(w));
+            assert_true(len > 0);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rng_is_deterministic_and_bounded),
+        cmocka_unit_test(word_lengths_match),
         cmocka_unit_test_setup_teardown(uniform_means, setup, teardown),
         cmocka_unit_test_setup_teardown(normal_mean_and_stddev, setup, teardown),
         cmocka_unit_test_setup_teardown(choice_bool_and_null_frequencies, setup, teardown),
