@@ -1,0 +1,692 @@
+/* Integration tests of kfleet-sink-pg against real Kafka, registry and Postgres: changes
+ * converge to the state computed from what the test produced; soft delete; exactly-once across
+ * repeated kill -9 and across Postgres connections being terminated; schema evolution; a record
+ * Postgres refuses goes to the DLQ while the rest is applied; names crafted to inject SQL. */
+#include "kf_test_env.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <libpq-fe.h>
+
+#include "kfleet/event.h"
+#include "kfleet/kafka.h"
+#include "kfleet/registry.h"
+#include "kfleet/serde.h"
+#include "kfleet/table.h"
+
+#define PARTITIONS 3
+#define WAIT_MS    90000
+
+/* ---- fixture: a topic with a registered table and a producer ---- */
+
+typedef struct col_spec {
+    const char *name;
+    const char *type;
+    bool nullable;
+    int pk;
+} col_spec;
+
+typedef struct fx {
+    char topic[200];
+    char table[120];
+    char group[120];
+    kf_registry *reg;
+    kf_serde *serde;
+    kf_producer *prod;
+    kf_table *t;
+    kf_event_writer *w;
+    kf_buf key, val;
+} fx;
+
+static kf_table *table_of(const char *name, const col_spec *cols, size_t n)
+{
+    kf_error err;
+    kf_table *t = kf_table_new("kfleet", "sinkit", NULL, name, &err);
+    assert_non_null(t);
+    for (size_t i = 0; i < n; i++) {
+        kf_column c;
+        memset(&c, 0, sizeof(c));
+        c.name = cols[i].name;
+        assert_int_equal(kf_coltype_parse(cols[i].type, &c, &err), KF_OK);
+        c.nullable = cols[i].nullable;
+        c.pk_order = cols[i].pk;
+        if (kf_table_add_column(t, &c, &err) != KF_OK)
+            fail_msg("%s", err.message);
+    }
+    return t;
+}
+
+/* Registers the table's schemas for the topic and makes a writer for them. */
+static void fx_schema(fx *f, const col_spec *cols, size_t n)
+{
+    kf_error err;
+    kf_event_writer_destroy(f->w);
+    kf_table_destroy(f->t);
+    f->t = table_of(f->table, cols, n);
+    char subject[256];
+    int32_t kid, vid;
+    char *ks = kf_table_key_schema(f->t, &err), *vs = kf_table_envelope_schema(f->t, &err);
+    assert_non_null(ks);
+    assert_non_null(vs);
+    snprintf(subject, sizeof(subject), "%s-key", f->topic);
+    if (kf_serde_register(f->serde, subject, ks, &kid, &err) != KF_OK)
+        fail_msg("%s", err.message);
+    snprintf(subject, sizeof(subject), "%s-value", f->topic);
+    if (kf_serde_register(f->serde, subject, vs, &vid, &err) != KF_OK)
+        fail_msg("%s", err.message);
+    free(ks);
+    free(vs);
+    f->w = kf_event_writer_new(f->serde, f->t, kid, vid, &err);
+    if (!f->w)
+        fail_msg("%s", err.message);
+    kf_source src = {.version = "0.1.0",
+                     .connector = "kfleet-sim",
+                     .name = "kfleet",
+                     .db = "sinkit",
+                     .table = f->table};
+    assert_int_equal(kf_event_writer_set_source(f->w, &src, &err), KF_OK);
+}
+
+static void fx_init(fx *f, const char *name, const col_spec *cols, size_t n)
+{
+    memset(f, 0, sizeof(*f));
+    kf_test_unique_name(f->table, sizeof(f->table), name);
+    snprintf(f->topic, sizeof(f->topic), "kfleet.sinkit.%s", f->table);
+    snprintf(f->group, sizeof(f->group), "g_%s", f->table);
+    kf_error err;
+    kf_registry_config rc = {.url = kf_test_env("KFLEET_REGISTRY_URL"), .timeout_ms = 10000};
+    f->reg = kf_registry_new(&rc, &err);
+    assert_non_null(f->reg);
+    f->serde = kf_serde_new(f->reg, &err);
+    assert_non_null(f->serde);
+    const char *kv[] = {"bootstrap.servers", kf_test_env("KFLEET_BOOTSTRAP")};
+    kf_admin *a = kf_admin_new(kv, 1, &err);
+    assert_non_null(a);
+    kf_topic_spec spec = {.name = f->topic, .partitions = PARTITIONS, .replication_factor = 1};
+    if (kf_admin_create_topics(a, &spec, 1, true, 30000, &err) != KF_OK)
+        fail_msg("%s", err.message);
+    kf_admin_destroy(a);
+    f->prod = kf_producer_new(kv, 1, NULL, &err);
+    assert_non_null(f->prod);
+    fx_schema(f, cols, n);
+}
+
+static void fx_flush(fx *f)
+{
+    kf_error err;
+    assert_int_equal(kf_producer_flush(f->prod, 60000, &err), KF_OK);
+    assert_false(kf_producer_failed(f->prod, &err));
+}
+
+static void fx_free(fx *f)
+{
+    fx_flush(f);
+    kf_event_writer_destroy(f->w);
+    kf_table_destroy(f->t);
+    kf_producer_destroy(f->prod);
+    kf_serde_destroy(f->serde);
+    kf_registry_destroy(f->reg);
+    kf_buf_free(&f->key);
+    kf_buf_free(&f->val);
+}
+
+static void send_msg(fx *f, bool with_value)
+{
+    kf_error err;
+    kf_produce_msg m = {.topic = f->topic,
+                        .partition = RD_KAFKA_PARTITION_UA,
+                        .key = f->key.data,
+                        .key_len = f->key.len,
+                        .value = with_value ? f->val.data : NULL,
+                        .value_len = with_value ? f->val.len : 0};
+    if (kf_producer_produce(f->prod, &m, NULL, &err) != KF_OK)
+        fail_msg("%s", err.message);
+}
+
+/* Emits a create/update (after image = vals) or a delete (+ tombstone) for id. vals are
+ * strings per non-key column (NULL = null), set with the column's kind. */
+static void emit(fx *f, kf_op op, int64_t id, const char *const *vals)
+{
+    kf_error err;
+    assert_int_equal(kf_event_writer_begin(f->w, op, 1700000000000, &err), KF_OK);
+    kf_side side = op == KF_OP_DELETE ? KF_BEFORE : KF_AFTER;
+    assert_int_equal(kf_event_set_int(f->w, side, 0, id, &err), KF_OK);
+    for (size_t c = 1; c < kf_table_ncolumns(f->t); c++) {
+        const kf_column *col = kf_table_column(f->t, c);
+        const char *v = vals ? vals[c - 1] : NULL;
+        int rc;
+        if (!v)
+            rc = kf_event_set_null(f->w, side, c, &err);
+        else if (kf_coltype_rep(col->type) == KF_REP_INT ||
+                 kf_coltype_rep(col->type) == KF_REP_LONG)
+            rc = kf_event_set_int(f->w, side, c, strtoll(v, NULL, 10), &err);
+        else if (col->type == KF_COL_BOOL)
+            rc = kf_event_set_bool(f->w, side, c, strcmp(v, "t") == 0, &err);
+        else
+            rc = kf_event_set_string(f->w, side, c, v, strlen(v), &err);
+        if (rc != KF_OK)
+            fail_msg("column %s: %s", col->name, err.message);
+    }
+    if (kf_event_writer_encode(f->w, &f->key, &f->val, &err) != KF_OK)
+        fail_msg("%s", err.message);
+    send_msg(f, true);
+    if (op == KF_OP_DELETE) {
+        assert_int_equal(kf_event_writer_tombstone(f->w, &f->key, &err), KF_OK);
+        send_msg(f, false);
+    }
+}
+
+/* ---- the worker as a child process ---- */
+
+/* The running worker, killed by the teardown when a test fails midway. */
+static pid_t running_child;
+
+static pid_t sink_start(const fx *f, const char *const *extra)
+{
+    const char *dir = kf_test_env("KFLEET_BINARY_DIR");
+    char bin[512];
+    snprintf(bin, sizeof(bin), "%s/workers/sink-postgres/kfleet-sink-pg", dir);
+    static char a[16][600];
+    const char *args[40];
+    size_t n = 0;
+    args[n++] = bin;
+    snprintf(a[0], sizeof(a[0]), "sink.topics=%s", f->topic);
+    snprintf(a[1], sizeof(a[1]), "pg.dsn=%s", kf_test_env("KFLEET_PG_DSN"));
+    snprintf(a[2], sizeof(a[2]), "kafka.bootstrap.servers=%s", kf_test_env("KFLEET_BOOTSTRAP"));
+    snprintf(a[3], sizeof(a[3]), "registry.url=%s", kf_test_env("KFLEET_REGISTRY_URL"));
+    snprintf(a[4], sizeof(a[4]), "kafka.group.id=%s", f->group);
+    snprintf(a[5], sizeof(a[5]), "pg.application_name=%s", f->group);
+    snprintf(a[6], sizeof(a[6]), "sink.flush.interval=100ms");
+    snprintf(a[7], sizeof(a[7]), "log.level=warn");
+    for (int i = 0; i < 8; i++) {
+        args[n++] = "--set";
+        args[n++] = a[i];
+    }
+    for (size_t i = 0; extra && extra[i]; i++) {
+        args[n++] = "--set";
+        args[n++] = extra[i];
+    }
+    args[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execv(bin, (char *const *)args);
+        fprintf(stderr, "could not run %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+    running_child = pid;
+    return pid;
+}
+
+static int sink_stop(pid_t pid, int sig)
+{
+    running_child = 0;
+    kill(pid, sig);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+/* ---- Postgres checks ---- */
+
+static PGconn *pg(const char *env)
+{
+    PGconn *c = PQconnectdb(kf_test_env(env));
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("could not connect: %s", PQerrorMessage(c));
+    return c;
+}
+
+static void pg_exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* The first column of the first row of a query, as text ("" for no row or null). */
+static void pg_value(PGconn *c, const char *sql, char *out, size_t cap)
+{
+    PGresult *r = PQexec(c, sql);
+    out[0] = '\0';
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+        snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
+/* Waits until query returns expect; fails with the last value otherwise. */
+static void wait_for(PGconn *c, const char *sql, const char *expect)
+{
+    char got[4096] = "";
+    for (int waited = 0; waited < WAIT_MS; waited += 250) {
+        pg_value(c, sql, got, sizeof(got));
+        if (strcmp(got, expect) == 0)
+            return;
+        usleep(250000);
+    }
+    fail_msg("%s\n  expected: %s\n  got:      %s", sql, expect, got);
+}
+
+/* ---- expected state ---- */
+
+#define MAX_IDS 400
+
+typedef struct model {
+    bool present[MAX_IDS];
+    char name[MAX_IDS][32];
+    long qty[MAX_IDS];
+} model;
+
+/* A deterministic mix of inserts, updates and deletes over ids 1..nids. */
+static void produce_mix(fx *f, model *m, int nids, int nevents, unsigned seed)
+{
+    for (int i = 0; i < nevents; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int id = 1 + (int)((seed >> 8) % (unsigned)nids);
+        unsigned dice = (seed >> 20) % 10;
+        if (m->present[id] && dice < 2) {
+            const char *vals[2] = {m->name[id], NULL};
+            emit(f, KF_OP_DELETE, id, vals);
+            m->present[id] = false;
+            continue;
+        }
+        kf_op op = m->present[id] ? KF_OP_UPDATE : KF_OP_CREATE;
+        snprintf(m->name[id], sizeof(m->name[id]), "n%d\t%d\\x", id, i);
+        m->qty[id] = i;
+        char q[24];
+        snprintf(q, sizeof(q), "%ld", m->qty[id]);
+        const char *vals[2] = {m->name[id], q};
+        emit(f, op, id, vals);
+        m->present[id] = true;
+    }
+}
+
+/* "count|sum(qty)|md5 of names" of the model, to compare with the table in one query. */
+static void model_digest(const model *m, char *out, size_t cap)
+{
+    long count = 0, sum = 0;
+    for (int i = 0; i < MAX_IDS; i++)
+        if (m->present[i])
+            count++, sum += m->qty[i];
+    snprintf(out, cap, "%ld|%ld", count, sum);
+}
+
+static void digest_sql(const char *table, const char *where, char *out, size_t cap)
+{
+    snprintf(out, cap, "SELECT count(*) || '|' || coalesce(sum(qty), 0) FROM \"%s\" %s", table,
+             where);
+}
+
+/* names must match exactly, tabs and backslashes included */
+static void check_names(PGconn *c, const fx *f, const model *m, const char *where)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT id, name FROM \"%s\" %s ORDER BY id", f->table, where);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    for (int i = 0; i < PQntuples(r); i++) {
+        int id = atoi(PQgetvalue(r, i, 0));
+        assert_true(id > 0 && id < MAX_IDS && m->present[id]);
+        assert_string_equal(PQgetvalue(r, i, 1), m->name[id]);
+    }
+    PQclear(r);
+}
+
+static const col_spec ORDERS[] = {
+    {"id", "bigint", false, 1},
+    {"name", "text", true, 0},
+    {"qty", "bigint", true, 0},
+};
+
+/* ---- tests ---- */
+
+static void changes_converge(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "conv", ORDERS, 3);
+    static model m;
+    memset(&m, 0, sizeof(m));
+    produce_mix(&f, &m, 150, 3000, 7);
+    fx_flush(&f);
+    pid_t pid = sink_start(&f, NULL);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char expect[64], sql[512];
+    model_digest(&m, expect, sizeof(expect));
+    digest_sql(f.table, "", sql, sizeof(sql));
+    wait_for(c, sql, expect);
+    check_names(c, &f, &m, "");
+    /* more changes on the running worker, then a clean stop */
+    produce_mix(&f, &m, 150, 1000, 99);
+    fx_flush(&f);
+    model_digest(&m, expect, sizeof(expect));
+    wait_for(c, sql, expect);
+    check_names(c, &f, &m, "");
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT sum(next_offset) FROM kfleet_meta.sync_markers WHERE group_id = '%s'",
+             f.group);
+    /* every produced message (events and tombstones) is covered by the markers */
+    char total[32];
+    pg_value(c, sql, total, sizeof(total));
+    assert_true(atol(total) > 4000);
+    snprintf(sql, sizeof(sql),
+             "SELECT status FROM kfleet_meta.sync_runs WHERE group_id = '%s' ORDER BY id DESC",
+             f.group);
+    wait_for(c, sql, "stopped");
+    PQfinish(c);
+    fx_free(&f);
+}
+
+static void soft_delete_marks_rows(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "soft", ORDERS, 3);
+    static model m;
+    memset(&m, 0, sizeof(m));
+    produce_mix(&f, &m, 60, 800, 3);
+    fx_flush(&f);
+    const char *extra[] = {"sink.deletion_strategy=soft", NULL};
+    pid_t pid = sink_start(&f, extra);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char expect[64], sql[512];
+    model_digest(&m, expect, sizeof(expect));
+    digest_sql(f.table, "WHERE NOT is_deleted", sql, sizeof(sql));
+    wait_for(c, sql, expect);
+    check_names(c, &f, &m, "WHERE NOT is_deleted");
+    /* deleted rows are still there, flagged */
+    int ever = 0, present = 0;
+    for (int i = 1; i <= 60; i++)
+        present += m.present[i];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\" WHERE is_deleted", f.table);
+    char got[32];
+    pg_value(c, sql, got, sizeof(got));
+    ever = atoi(got);
+    assert_true(ever > 0);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
+    pg_value(c, sql, got, sizeof(got));
+    assert_int_equal(atoi(got), present + ever);
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    PQfinish(c);
+    fx_free(&f);
+}
+
+/* Insert-only stream into a table whose trigger counts updates: a change applied twice would
+ * be an ON CONFLICT update. Kill -9 the worker repeatedly while it loads. */
+static void kill9_is_exactly_once(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "kill", ORDERS, 3);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char sql[1024];
+    snprintf(
+        sql, sizeof(sql),
+        "CREATE TABLE \"%s\" (id bigint PRIMARY KEY, name text, qty bigint);"
+        "CREATE TABLE \"%s_updates\" (n bigint NOT NULL);"
+        "INSERT INTO \"%s_updates\" VALUES (0);"
+        "CREATE FUNCTION \"%s_count\"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "UPDATE \"%s_updates\" SET n = n + 1; RETURN NEW; END $$;"
+        "CREATE TRIGGER t BEFORE UPDATE ON \"%s\" FOR EACH ROW EXECUTE FUNCTION \"%s_count\"()",
+        f.table, f.table, f.table, f.table, f.table, f.table, f.table);
+    pg_exec(c, sql);
+    const int n = 30000;
+    for (int id = 1; id <= n; id++) {
+        char q[24];
+        snprintf(q, sizeof(q), "%d", id);
+        const char *vals[2] = {"row", q};
+        emit(&f, KF_OP_CREATE, id, vals);
+    }
+    fx_flush(&f);
+    const char *extra[] = {"sink.batch.size=50", NULL};
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
+    char got[32];
+    for (int round = 0; round < 5; round++) {
+        pid_t pid = sink_start(&f, extra);
+        /* kill in the middle of the stream: once this round made progress */
+        long target = (long)(round + 1) * n / 7;
+        for (int waited = 0; waited < WAIT_MS; waited += 10) {
+            pg_value(c, sql, got, sizeof(got));
+            if (atol(got) >= target)
+                break;
+            usleep(10000);
+        }
+        assert_int_equal(sink_stop(pid, SIGKILL), 128 + SIGKILL);
+        pg_value(c, sql, got, sizeof(got));
+        fprintf(stderr, "round %d: %s rows after kill -9\n", round, got);
+        assert_true(atol(got) < n);
+    }
+    pid_t pid = sink_start(&f, extra);
+    char expect[32];
+    snprintf(expect, sizeof(expect), "%d", n);
+    wait_for(c, sql, expect);
+    /* the run has started (its sync_runs row exists) before it is asked to stop */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM kfleet_meta.sync_runs WHERE group_id = '%s'",
+             f.group);
+    wait_for(c, sql, "6");
+    snprintf(sql, sizeof(sql), "SELECT n FROM \"%s_updates\"", f.table);
+    pg_value(c, sql, got, sizeof(got));
+    assert_string_equal(got, "0");
+    snprintf(sql, sizeof(sql), "SELECT sum(qty) FROM \"%s\"", f.table);
+    pg_value(c, sql, got, sizeof(got));
+    assert_int_equal(atoll(got), (long long)n * (n + 1) / 2);
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    PQfinish(c);
+    fx_free(&f);
+}
+
+/* The worker's connections are terminated (SQLSTATE 57P01) again and again while it loads. */
+static void postgres_disconnects_lose_nothing(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "term", ORDERS, 3);
+    static model m;
+    memset(&m, 0, sizeof(m));
+    produce_mix(&f, &m, 300, 6000, 11);
+    fx_flush(&f);
+    const char *extra[] = {"sink.batch.size=100", NULL};
+    pid_t pid = sink_start(&f, extra);
+    PGconn *admin = pg("KFLEET_PG_ADMIN_DSN");
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+             "application_name = '%s'",
+             f.group);
+    for (int i = 0; i < 8; i++) {
+        usleep(300000);
+        pg_exec(admin, sql);
+    }
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char expect[64];
+    model_digest(&m, expect, sizeof(expect));
+    digest_sql(f.table, "", sql, sizeof(sql));
+    wait_for(c, sql, expect);
+    check_names(c, &f, &m, "");
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    PQfinish(admin);
+    PQfinish(c);
+    fx_free(&f);
+}
+
+/* A record that violates a constraint goes to the DLQ; the rest of its batch is applied. */
+static void refused_record_goes_to_dlq(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "dlq", ORDERS, 3);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE \"%s\" (id bigint PRIMARY KEY, name text, qty bigint CHECK (qty >= 0))",
+             f.table);
+    pg_exec(c, sql);
+    for (int id = 1; id <= 50; id++) {
+        char q[24];
+        snprintf(q, sizeof(q), "%d", id == 17 ? -1 : id);
+        const char *vals[2] = {"ok", q};
+        emit(&f, KF_OP_CREATE, id, vals);
+    }
+    fx_flush(&f);
+    pid_t pid = sink_start(&f, NULL);
+    snprintf(sql, sizeof(sql), "SELECT count(*) || '|' || sum(qty) FROM \"%s\"", f.table);
+    wait_for(c, sql, "49|1258");
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    /* the DLQ topic holds the record with the reason */
+    kf_error err;
+    char dgroup[160];
+    snprintf(dgroup, sizeof(dgroup), "%s_dlq", f.group);
+    const char *kv[] = {"bootstrap.servers", kf_test_env("KFLEET_BOOTSTRAP"),
+                        "group.id",          dgroup,
+                        "auto.offset.reset", "earliest"};
+    char dlq[256];
+    snprintf(dlq, sizeof(dlq), "kfleet.dlq.%s", f.topic);
+    kf_consumer *cons = kf_consumer_new(kv, 3, NULL, &err);
+    assert_non_null(cons);
+    const char *topics[1] = {dlq};
+    assert_int_equal(kf_consumer_subscribe(cons, topics, 1, &err), KF_OK);
+    rd_kafka_message_t *msgs[4];
+    int got = 0;
+    for (int i = 0; i < 60 && got == 0; i++)
+        got = kf_consumer_poll_batch(cons, msgs, 4, 1000, &err);
+    assert_int_equal(got, 1);
+    const void *v;
+    size_t len;
+    assert_true(kf_headers_get(msgs[0], "kfleet.error.reason", &v, &len));
+    assert_memory_equal(v, "rejected_by_postgres", len);
+    assert_true(kf_headers_get(msgs[0], "__connect.errors.exception.message", &v, &len));
+    rd_kafka_message_destroy(msgs[0]);
+    kf_consumer_destroy(cons);
+    PQfinish(c);
+    fx_free(&f);
+}
+
+/* Every evolution rule, applied in the transaction of the first batch of the new schema. */
+static void schema_evolves(void **state)
+{
+    (void)state;
+    static const col_spec v1[] = {
+        {"id", "bigint", false, 1}, {"a", "int", true, 0}, {"b", "varchar(10)", true, 0},
+        {"c", "bigint", true, 0},   {"g", "int", true, 0}, {"f", "text", false, 0},
+        {"doc", "jsonb", true, 0},
+    };
+    static const col_spec v2[] = {
+        {"id", "bigint", false, 1},      {"a", "bigint", true, 0}, {"b", "varchar(40)", true, 0},
+        {"c", "int", true, 0},           {"g", "text", true, 0},   {"doc", "jsonb", true, 0},
+        {"e", "decimal(8,2)", false, 0},
+    };
+    fx f;
+    fx_init(&f, "evo", v1, 7);
+    const char *r1[] = {"1", "short", "5000000000", "7", "keep", "{\"k\": [1, 2]}"};
+    emit(&f, KF_OP_CREATE, 1, r1);
+    fx_flush(&f);
+    pid_t pid = sink_start(&f, NULL);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char sql[1024];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
+    wait_for(c, sql, "1");
+    fx_schema(&f, v2, 7);
+    const char *r2[] = {"9000000000", "a much longer value here", "3", "text now", "{}", "12.50"};
+    emit(&f, KF_OP_CREATE, 2, r2);
+    const char *r1b[] = {"2", "upd", "4", "x", NULL, "1.00"};
+    emit(&f, KF_OP_UPDATE, 1, r1b);
+    fx_flush(&f);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\" WHERE e IS NOT NULL", f.table);
+    wait_for(c, sql, "2");
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(column_name || ':' || data_type || ':' || is_nullable, ',' "
+             "ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = '%s'",
+             f.table);
+    wait_for(c, sql,
+             "id:bigint:NO,a:bigint:YES,b:character varying:YES,c:bigint:YES,g:text:YES,"
+             "f:text:YES,doc:jsonb:YES,e:numeric:YES");
+    snprintf(sql, sizeof(sql),
+             "SELECT a || '|' || b || '|' || c || '|' || g || '|' || coalesce(f, 'null') || '|' "
+             "|| e FROM \"%s\" WHERE id = 2",
+             f.table);
+    wait_for(c, sql, "9000000000|a much longer value here|3|text now|null|12.50");
+    snprintf(sql, sizeof(sql),
+             "SELECT coalesce(f, 'null') || '|' || (doc IS NULL) FROM \"%s\" WHERE id = 1",
+             f.table);
+    wait_for(c, sql, "null|true");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM kfleet_meta.schema_history WHERE table_name = '%s'", f.table);
+    wait_for(c, sql, "2");
+    snprintf(sql, sizeof(sql),
+             "SELECT change FROM kfleet_meta.schema_history WHERE table_name = '%s' ORDER BY id "
+             "DESC",
+             f.table);
+    char change[1024];
+    pg_value(c, sql, change, sizeof(change));
+    assert_non_null(strstr(change, "widen a int->bigint"));
+    assert_non_null(strstr(change, "keep_wide c bigint->bigint"));
+    assert_non_null(strstr(change, "to_text g int->text"));
+    assert_non_null(strstr(change, "keep_dropped f"));
+    assert_non_null(strstr(change, "add e"));
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    PQfinish(c);
+    fx_free(&f);
+}
+
+/* Names crafted to break out of quoting are created literally. */
+static void injection_is_harmless(void **state)
+{
+    (void)state;
+    static const col_spec evil[] = {
+        {"id", "bigint", false, 1},
+        {"x\"; DROP TABLE kfleet_meta.sync_runs; --", "text", true, 0},
+    };
+    fx f;
+    fx_init(&f, "inj", evil, 2);
+    const char *vals[] = {"'); DROP TABLE kfleet_meta.error_log; --"};
+    emit(&f, KF_OP_CREATE, 1, vals);
+    fx_flush(&f);
+    const char *extra[] = {"sink.table.name.format=\";DROP TABLE y;--${table}", NULL};
+    pid_t pid = sink_start(&f, extra);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT \"x\"\"; DROP TABLE kfleet_meta.sync_runs; --\" FROM "
+             "\"\"\";DROP TABLE y;--%s\"",
+             f.table);
+    wait_for(c, sql, "'); DROP TABLE kfleet_meta.error_log; --");
+    wait_for(c,
+             "SELECT count(*) FROM pg_tables WHERE schemaname = 'kfleet_meta' AND tablename IN "
+             "('sync_markers', 'sync_runs', 'error_log', 'schema_history')",
+             "4");
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    PQfinish(c);
+    fx_free(&f);
+}
+
+static int kill_leftover(void **state)
+{
+    (void)state;
+    if (running_child > 0)
+        sink_stop(running_child, SIGKILL);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(changes_converge, kill_leftover),
+        cmocka_unit_test_teardown(soft_delete_marks_rows, kill_leftover),
+        cmocka_unit_test_teardown(refused_record_goes_to_dlq, kill_leftover),
+        cmocka_unit_test_teardown(schema_evolves, kill_leftover),
+        cmocka_unit_test_teardown(injection_is_harmless, kill_leftover),
+        cmocka_unit_test_teardown(postgres_disconnects_lose_nothing, kill_leftover),
+        cmocka_unit_test_teardown(kill9_is_exactly_once, kill_leftover),
+    };
+    /* KFLEET_TEST_FILTER=name runs one test while developing */
+    if (getenv("KFLEET_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("KFLEET_TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

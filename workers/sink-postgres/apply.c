@@ -1,0 +1,721 @@
+/* Batches per destination table: decoding records into COPY lines (last change per key wins),
+ * and applying a batch in one transaction — staging COPY, one upsert, one delete, the sync
+ * markers — isolating records Postgres refuses by bisecting the batch under savepoints. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kfleet/log.h"
+#include "kfleet/pg.h"
+#include "sink.h"
+
+#define GROW_ERR(rc, err) kf_error_set((err), (rc), false, "could not grow a buffer")
+
+static const kf_cell null_cell = {.kind = KF_CELL_NULL};
+
+/* ---- partitions ---- */
+
+static sink_part *part_of(sink *s, const rd_kafka_message_t *msg, kf_error *err)
+{
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    for (size_t i = 0; i < s->nparts; i++) {
+        sink_part *p = s->parts[i];
+        if (p->partition == msg->partition && strcmp(p->topic, topic) == 0)
+            return p;
+    }
+    kf_error_set(err, KF_ERR_STATE, false, "message from unassigned partition %s [%d]", topic,
+                 (int)msg->partition);
+    return NULL;
+}
+
+/* ---- batch bookkeeping ---- */
+
+static uint32_t hash_bytes(const uint8_t *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+static int add_rec(sink_table *t, rd_kafka_message_t *msg, sink_part *part, size_t off, size_t len,
+                   size_t keylen, kf_error *err)
+{
+    if (t->nrecs == t->cap_recs) {
+        size_t ncap = t->cap_recs * 2;
+        sink_rec *r = realloc(t->recs, ncap * sizeof(*r));
+        if (!r)
+            return kf_error_set(err, KF_ERR_NOMEM, false, "could not grow a batch");
+        t->recs = r;
+        t->cap_recs = ncap;
+    }
+    size_t idx = t->nrecs++;
+    t->recs[idx] = (sink_rec){msg, part, off, len, keylen, len > 0};
+    if (t->nrecs == 1)
+        t->first_ms = kf_retry_now_ms();
+    size_t k;
+    for (k = 0; k < t->nparts; k++)
+        if (t->parts[k].part == part)
+            break;
+    if (k == t->nparts) {
+        if (t->nparts == t->cap_parts) {
+            size_t ncap = t->cap_parts ? t->cap_parts * 2 : 8;
+            sink_batch_part *p = realloc(t->parts, ncap * sizeof(*p));
+            if (!p)
+                return kf_error_set(err, KF_ERR_NOMEM, false, "could not grow a batch");
+            t->parts = p;
+            t->cap_parts = ncap;
+        }
+        t->parts[t->nparts++] = (sink_batch_part){part, 0, NULL};
+    }
+    t->parts[k].next = msg->offset + 1;
+    t->parts[k].last = msg;
+    if (len == 0 || t->hash_cap < 2 * t->nrecs)
+        return KF_OK;
+    /* last change per key wins: an earlier row of the same key stops being live */
+    const uint8_t *key = t->rows.data + off;
+    size_t mask = t->hash_cap - 1;
+    for (size_t h = hash_bytes(key, keylen) & mask;; h = (h + 1) & mask) {
+        int32_t other = t->hash[h];
+        if (other < 0) {
+            t->hash[h] = (int32_t)idx;
+            return KF_OK;
+        }
+        sink_rec *o = &t->recs[other];
+        if (o->keylen == keylen && memcmp(t->rows.data + o->off, key, keylen) == 0) {
+            o->live = false;
+            t->hash[h] = (int32_t)idx;
+            return KF_OK;
+        }
+    }
+}
+
+static void clear_batch(sink_table *t)
+{
+    for (size_t i = 0; i < t->nrecs; i++)
+        rd_kafka_message_destroy(t->recs[i].msg);
+    t->nrecs = 0;
+    t->rows.len = 0;
+    t->nparts = 0;
+    t->truncate = false;
+    t->errors.len = 0;
+    t->nerrors = 0;
+    memset(t->hash, 0xff, t->hash_cap * sizeof(*t->hash));
+}
+
+void sink_apply_drop_all(sink *s)
+{
+    for (size_t i = 0; i < s->ntables; i++) {
+        clear_batch(s->tables[i]);
+        sink_table_unbind(s->tables[i]);
+    }
+}
+
+/* ---- quarantine ---- */
+
+static int quarantine(sink *s, sink_table *t, const rd_kafka_message_t *msg, const char *stage,
+                      const char *cls, const char *reason, const char *message, kf_error *err)
+{
+    kf_dlq_reason why = {
+        .stage = stage, .error_class = cls, .message = message, .rule_id = NULL, .reason = reason};
+    int rc = kf_dlq_send(s->dlq, msg, &why, err);
+    if (rc < 0)
+        return rc;
+    s->n_dlq++;
+    if (t)
+        kf_counter_inc(t->m.dlq, 1);
+    char off[24];
+    snprintf(off, sizeof(off), "%" PRId64, msg->offset);
+    kf_log(KF_LOG_WARN, "record sent to the dead-letter queue", "topic",
+           rd_kafka_topic_name(msg->rkt), "offset", off, "reason", reason, "error", message,
+           (char *)NULL);
+    return KF_OK;
+}
+
+/* Records one value that could not be converted (stored as null) for kfleet_meta.error_log. */
+static int log_conversion(sink *s, sink_table *t, const rd_kafka_message_t *msg, const char *column,
+                          const char *message, kf_error *err)
+{
+    kf_buf *b = &t->errors;
+    int rc;
+    if ((rc = kf_pg_buf_puts(b, t->nerrors ? ", ('" : "('")) < 0 ||
+        (rc = kf_pg_buf_puts(b, SINK_PROGRAM "', ")) < 0 ||
+        (rc = sink_sql_literal(s, b, s->schema, strlen(s->schema), err)) < 0 ||
+        (rc = kf_pg_buf_puts(b, ", ")) < 0 ||
+        (rc = sink_sql_literal(s, b, t->name, strlen(t->name), err)) < 0 ||
+        (rc = kf_pg_buf_puts(b, ", ")) < 0 ||
+        (rc = sink_sql_literal(s, b, column, strlen(column), err)) < 0 ||
+        (rc = kf_pg_buf_puts(b, ", ")) < 0 ||
+        (rc = sink_sql_literal(s, b, rd_kafka_topic_name(msg->rkt),
+                               strlen(rd_kafka_topic_name(msg->rkt)), err)) < 0 ||
+        (rc = kf_pg_buf_printf(b, ", %d, %" PRId64 ", ", (int)msg->partition, msg->offset)) < 0 ||
+        (rc = sink_sql_literal(s, b, message, strlen(message), err)) < 0 ||
+        (rc = kf_pg_buf_puts(b, ")")) < 0)
+        return rc < 0 && err->code ? rc : GROW_ERR(rc, err);
+    t->nerrors++;
+    kf_counter_inc(t->m.conv_errors, 1);
+    kf_log(KF_LOG_WARN, "value could not be converted, stored as null", "table", t->name, "column",
+           column, "error", message, (char *)NULL);
+    return KF_OK;
+}
+
+/* ---- encoding ---- */
+
+/* Appends the COPY line of one change: key fields, the other fields (null for a delete), and
+ * the _kf_del flag. cells[p] is the value for staging position p (NULL entries: null). On a
+ * key that cannot be encoded, the line is removed and KF_ERR_INVALID returned. */
+static int encode_line(sink *s, sink_table *t, const rd_kafka_message_t *msg,
+                       const kf_column *const *cols, const kf_cell *const *cells, bool del,
+                       size_t *keylen, kf_error *err)
+{
+    size_t start = t->rows.len;
+    int rc;
+    for (size_t p = 0; p < t->ncols; p++) {
+        if (p > 0 && (rc = kf_pg_buf_append(&t->rows, "\t", 1)) < 0)
+            return GROW_ERR(rc, err);
+        if (p == t->npk)
+            *keylen = t->rows.len - start;
+        const kf_cell *cell = cells[p] ? cells[p] : &null_cell;
+        if (del && p >= t->npk && s->cfg->deletion == SINK_DELETE_HARD)
+            cell = &null_cell;
+        size_t before = t->rows.len;
+        kf_error cerr;
+        rc = kf_pg_copy_cell(&t->rows, cols[p] ? cols[p] : kf_table_column(t->target, 0), cell,
+                             &cerr);
+        if (rc == KF_ERR_INVALID) {
+            t->rows.len = before;
+            if (p < t->npk) {
+                t->rows.len = start;
+                *err = cerr;
+                return KF_ERR_INVALID;
+            }
+            const kf_column *dc = kf_table_column(t->target, (size_t)t->stage_col[p]);
+            if ((rc = log_conversion(s, t, msg, dc->name, cerr.message, err)) < 0)
+                return rc;
+            rc = kf_pg_buf_append(&t->rows, "\\N", 2);
+        }
+        if (rc < 0)
+            return GROW_ERR(rc, err);
+    }
+    if (t->ncols == t->npk)
+        *keylen = t->rows.len - start;
+    if ((rc = kf_pg_buf_puts(&t->rows, del ? "\tt\n" : "\tf\n")) < 0)
+        return GROW_ERR(rc, err);
+    return KF_OK;
+}
+
+/* ---- applying a batch ---- */
+
+/* Sends sql (several statements) and reads every result. counts[i] gets the affected rows of
+ * the i-th statement (up to ncounts). Stops at a COPY IN (sets *copy). On error returns
+ * KF_ERR_PG with *failed_at = the failing statement's index and *state its SQLSTATE. */
+static int run(sink *s, const char *sql, long *counts, size_t ncounts, bool *copy, int *failed_at,
+               char *state, kf_error *err)
+{
+    if (copy)
+        *copy = false;
+    *failed_at = -1;
+    state[0] = '\0';
+    if (!PQsendQuery(s->conn, sql))
+        return kf_pg_result_error(err, s->conn, NULL, "could not send a batch statement");
+    int rc = KF_OK;
+    size_t i = 0;
+    PGresult *res;
+    while ((res = PQgetResult(s->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COPY_IN) {
+            PQclear(res);
+            if (copy)
+                *copy = true;
+            return rc;
+        }
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            if (i < ncounts)
+                counts[i] = atol(PQcmdTuples(res));
+        } else if (rc == KF_OK) {
+            rc = kf_pg_result_error(err, s->conn, res, "could not apply a batch");
+            *failed_at = (int)i;
+            snprintf(state, 6, "%s", kf_pg_sqlstate(res));
+        }
+        i++;
+        PQclear(res);
+    }
+    return rc;
+}
+
+static void rollback(sink *s)
+{
+    if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+static bool is_data_error(const char *state)
+{
+    return kf_pg_classify(state) == KF_PG_DATA;
+}
+
+/* Copies the live rows among idx[lo, hi) (all live rows when idx is NULL) into staging and runs
+ * the upsert and the delete. With a savepoint the staging is emptied first and a data error
+ * rolls back to the savepoint (KF_ERR_PG with *data set). */
+static int rows_step(sink *s, sink_table *t, const size_t *idx, size_t lo, size_t hi,
+                     bool savepoint, long *ups, long *dels, bool *data, kf_error *err)
+{
+    char stage[32], state[8];
+    snprintf(stage, sizeof(stage), "kf_stage_%zu", t->index);
+    kf_buf *q = &s->sql;
+    q->len = 0;
+    int rc, failed;
+    bool copy;
+    *data = false;
+    if (savepoint)
+        rc =
+            kf_pg_buf_printf(q, "SAVEPOINT kf_rows; TRUNCATE %s; COPY %s FROM STDIN", stage, stage);
+    else
+        rc = kf_pg_buf_printf(q, "COPY %s FROM STDIN", stage);
+    if (rc < 0)
+        return GROW_ERR(rc, err);
+    long counts[4] = {0};
+    rc = run(s, (const char *)q->data, counts, 4, &copy, &failed, state, err);
+    if (rc < 0 || !copy)
+        return rc < 0 ? rc : kf_error_set(err, KF_ERR_PG, true, "COPY did not start");
+    /* the lines are contiguous for a whole batch; send them in runs */
+    PGresult *res = NULL;
+    for (size_t k = lo; k < hi; k++) {
+        const sink_rec *r = &t->recs[idx ? idx[k] : k];
+        if (!r->live)
+            continue;
+        if (PQputCopyData(s->conn, (const char *)t->rows.data + r->off, (int)r->len) != 1) {
+            kf_pg_result_error(err, s->conn, NULL, "could not send COPY data");
+            err->retriable = true;
+            return KF_ERR_PG;
+        }
+    }
+    rc = kf_pg_copy_send(s->conn, "", 0, &res, err);
+    if (rc < 0) {
+        snprintf(state, sizeof(state), "%s", kf_pg_sqlstate(res));
+        PQclear(res);
+        goto out_failed;
+    }
+    q->len = 0;
+    if ((rc = kf_pg_buf_puts(q, (const char *)t->sql_upsert.data)) < 0 ||
+        (rc = kf_pg_buf_puts(q, (const char *)t->sql_delete.data)) < 0 ||
+        (savepoint && (rc = kf_pg_buf_puts(q, "RELEASE SAVEPOINT kf_rows;")) < 0))
+        return GROW_ERR(rc, err);
+    rc = run(s, (const char *)q->data, counts, 4, NULL, &failed, state, err);
+    if (rc < 0)
+        goto out_failed;
+    *ups += counts[0];
+    *dels += counts[1];
+    return KF_OK;
+
+out_failed:
+    *data = is_data_error(state);
+    if (savepoint && *data && PQstatus(s->conn) == CONNECTION_OK) {
+        PGresult *rb = PQexec(s->conn, "ROLLBACK TO SAVEPOINT kf_rows");
+        if (PQresultStatus(rb) != PGRES_COMMAND_OK)
+            *data = false;
+        PQclear(rb);
+    }
+    return rc;
+}
+
+/* Applies the live rows among idx[lo, hi) under savepoints, quarantining single rows that
+ * Postgres refuses. */
+static int isolate(sink *s, sink_table *t, const size_t *idx, size_t lo, size_t hi, long *ups,
+                   long *dels, kf_error *err)
+{
+    if (lo >= hi)
+        return KF_OK;
+    bool data;
+    int rc = rows_step(s, t, idx, lo, hi, true, ups, dels, &data, err);
+    if (rc == KF_OK || !data)
+        return rc;
+    if (hi - lo == 1) {
+        sink_rec *r = &t->recs[idx[lo]];
+        char msg[sizeof(err->message)];
+        snprintf(msg, sizeof(msg), "%s", err->message);
+        if ((rc = quarantine(s, t, r->msg, "sink", "PostgresError", "rejected_by_postgres", msg,
+                             err)) < 0)
+            return rc;
+        r->live = false;
+        return KF_OK;
+    }
+    size_t mid = lo + (hi - lo) / 2;
+    if ((rc = isolate(s, t, idx, lo, mid, ups, dels, err)) < 0)
+        return rc;
+    return isolate(s, t, idx, mid, hi, ups, dels, err);
+}
+
+/* BEGIN, the DDL the batch needs, the staging table and a truncate. */
+static int begin_step(sink *s, sink_table *t, kf_error *err)
+{
+    kf_buf *q = &s->sql;
+    q->len = 0;
+    int rc, failed;
+    char state[8];
+    if ((rc = kf_pg_buf_puts(q, "BEGIN;")) < 0 ||
+        (t->bound_id != -1 && (rc = kf_pg_buf_puts(q, (const char *)t->sql_ddl.data)) < 0) ||
+        (t->bound_id != -1 && t->stage_gen != s->conn_gen &&
+         (rc = kf_pg_buf_puts(q, (const char *)t->sql_stage.data)) < 0) ||
+        (t->truncate && t->shape &&
+         (rc = kf_pg_buf_puts(q, (const char *)t->sql_truncate.data)) < 0))
+        return GROW_ERR(rc, err);
+    return run(s, (const char *)q->data, NULL, 0, NULL, &failed, state, err);
+}
+
+/* The error_log rows, the fenced sync markers and COMMIT. A marker that moved under us
+ * (another consumer, or a commit whose outcome we never saw) fails the batch with KF_ERR_STATE. */
+static int finish_step(sink *s, sink_table *t, kf_error *err)
+{
+    kf_buf *q = &s->sql;
+    q->len = 0;
+    int rc, failed;
+    char state[8];
+    int stmt = 0, marker_stmt = -1;
+    if (t->nerrors > 0) {
+        if ((rc = kf_pg_buf_puts(q, "INSERT INTO kfleet_meta.error_log (worker, table_schema, "
+                                    "table_name, column_name, topic, partition, kafka_offset, "
+                                    "error) VALUES ")) < 0 ||
+            (rc = kf_pg_buf_append(q, (const char *)t->errors.data, t->errors.len)) < 0 ||
+            (rc = kf_pg_buf_puts(q, ";")) < 0)
+            return GROW_ERR(rc, err);
+        stmt++;
+    }
+    if (t->nparts > 0) {
+        if ((rc = kf_pg_buf_puts(q, "WITH up AS (INSERT INTO kfleet_meta.sync_markers AS m "
+                                    "(group_id, topic, partition, next_offset, prev_offset) "
+                                    "VALUES ")) < 0)
+            return GROW_ERR(rc, err);
+        for (size_t k = 0; k < t->nparts; k++) {
+            sink_batch_part *bp = &t->parts[k];
+            if ((rc = kf_pg_buf_puts(q, k ? ", (" : "(")) < 0 ||
+                (rc = sink_sql_literal(s, q, s->group, strlen(s->group), err)) < 0 ||
+                (rc = kf_pg_buf_puts(q, ", ")) < 0 ||
+                (rc = sink_sql_literal(s, q, bp->part->topic, strlen(bp->part->topic), err)) < 0 ||
+                (rc = kf_pg_buf_printf(q, ", %d, %" PRId64 ", %" PRId64 ")",
+                                       (int)bp->part->partition, bp->next,
+                                       atomic_load(&bp->part->marker))) < 0)
+                return rc < 0 && err->code ? rc : GROW_ERR(rc, err);
+        }
+        if ((rc = kf_pg_buf_printf(
+                 q,
+                 " ON CONFLICT (group_id, topic, partition) DO UPDATE SET "
+                 "next_offset = EXCLUDED.next_offset, prev_offset = "
+                 "EXCLUDED.prev_offset, updated_at = now() WHERE m.next_offset "
+                 "= EXCLUDED.prev_offset RETURNING 1) SELECT CASE WHEN "
+                 "count(*) = %zu THEN 0 ELSE 1 / (count(*) - count(*)) END FROM up;",
+                 t->nparts)) < 0)
+            return GROW_ERR(rc, err);
+        marker_stmt = stmt++;
+    }
+    if ((rc = kf_pg_buf_puts(q, "COMMIT;")) < 0)
+        return GROW_ERR(rc, err);
+    rc = run(s, (const char *)q->data, NULL, 0, NULL, &failed, state, err);
+    if (rc < 0 && failed == marker_stmt && strcmp(state, "22012") == 0)
+        return kf_error_set(err, KF_ERR_STATE, false,
+                            "sync marker of table \"%s\" moved: another consumer or an earlier "
+                            "commit applied these offsets",
+                            t->name);
+    if (rc == KF_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        return kf_error_set(err, KF_ERR_PG, true, "transaction did not commit");
+    return rc;
+}
+
+static int flush_table(sink *s, sink_table *t, kf_error *err)
+{
+    if (t->nrecs == 0 && !t->truncate)
+        return KF_OK;
+    int64_t t0 = kf_retry_now_ms();
+    int rc = sink_pg_ensure(s, err);
+    if (rc < 0)
+        return rc;
+    size_t live = 0;
+    for (size_t i = 0; i < t->nrecs; i++)
+        live += t->recs[i].live;
+    long ups = 0, dels = 0;
+    bool data = false;
+    uint64_t dlq_before = kf_dlq_count(s->dlq);
+    if ((rc = begin_step(s, t, err)) < 0)
+        goto out_rollback;
+    if (live > 0) {
+        rc = rows_step(s, t, NULL, 0, t->nrecs, false, &ups, &dels, &data, err);
+        if (rc < 0 && data) {
+            kf_log(KF_LOG_WARN, "batch refused, isolating the failing records", "table", t->name,
+                   "error", err->message, (char *)NULL);
+            rollback(s);
+            size_t *idx = malloc(t->nrecs * sizeof(*idx));
+            if (!idx) {
+                rc = kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate an index");
+                goto out_rollback;
+            }
+            size_t n = 0;
+            for (size_t i = 0; i < t->nrecs; i++)
+                if (t->recs[i].live)
+                    idx[n++] = i;
+            ups = dels = 0;
+            t->stage_gen = -1;
+            rc = begin_step(s, t, err);
+            if (rc == KF_OK)
+                rc = isolate(s, t, idx, 0, n, &ups, &dels, err);
+            free(idx);
+        }
+        if (rc < 0)
+            goto out_rollback;
+    }
+    if (kf_dlq_count(s->dlq) != dlq_before) {
+        /* quarantined records must be in Kafka before their offsets are committed */
+        if ((rc = kf_producer_flush(s->producer, 30000, err)) < 0)
+            goto out_rollback;
+        if (kf_producer_failed(s->producer, err)) {
+            rc = KF_ERR_FATAL;
+            err->code = KF_ERR_FATAL;
+            goto out_rollback;
+        }
+    }
+    if ((rc = finish_step(s, t, err)) < 0)
+        goto out_rollback;
+
+    t->stage_gen = s->conn_gen;
+    bool had_ddl = t->bound_id != -1 && t->sql_ddl.len > 0;
+    for (size_t k = 0; k < t->nparts; k++) {
+        sink_batch_part *bp = &t->parts[k];
+        atomic_store(&bp->part->marker, bp->next);
+        kf_error serr;
+        if (kf_consumer_store_offset(s->consumer, bp->last, &serr) < 0)
+            kf_log(KF_LOG_WARN, "could not store a Kafka offset", "error", serr.message,
+                   (char *)NULL);
+    }
+    kf_counter_inc(t->m.upserted, (uint64_t)ups);
+    kf_counter_inc(t->m.deleted, (uint64_t)dels);
+    s->n_upserted += (uint64_t)ups;
+    s->n_deleted += (uint64_t)dels;
+    kf_histogram_observe(t->m.duration, (double)(kf_retry_now_ms() - t0) / 1000.0);
+    clear_batch(t);
+    if (had_ddl) {
+        kf_counter_inc(t->m.ddl, 1);
+        s->n_ddl++;
+        kf_log(KF_LOG_INFO, "table changed", "table", t->name, (char *)NULL);
+        sink_table_unbind(t);
+        if ((rc = sink_table_refresh(s, t, err)) < 0) {
+            t->shape_version = -1;
+            return KF_OK; /* the batch is committed; the catalog is read again next time */
+        }
+    }
+    return KF_OK;
+
+out_rollback:
+    rollback(s);
+    t->stage_gen = -1;
+    if (rc == KF_ERR_STATE) {
+        kf_log(KF_LOG_WARN, err->message, (char *)NULL);
+        s->need_reseek = true;
+    }
+    return rc;
+}
+
+int sink_apply_flush_due(sink *s, bool all, kf_error *err)
+{
+    int64_t now = kf_retry_now_ms();
+    for (size_t i = 0; i < s->ntables; i++) {
+        sink_table *t = s->tables[i];
+        if (t->nrecs == 0 && !t->truncate)
+            continue;
+        if (!all && t->nrecs < (size_t)t->batch_size && now - t->first_ms < t->flush_ms)
+            continue;
+        int rc = flush_table(s, t, err);
+        if (rc < 0)
+            return rc;
+    }
+    return KF_OK;
+}
+
+int64_t sink_apply_next_due_ms(sink *s)
+{
+    int64_t best = -1, now = kf_retry_now_ms();
+    for (size_t i = 0; i < s->ntables; i++) {
+        sink_table *t = s->tables[i];
+        if (t->nrecs == 0)
+            continue;
+        int64_t left = t->first_ms + t->flush_ms - now;
+        if (left < 0)
+            left = 0;
+        if (best < 0 || left < best)
+            best = left;
+    }
+    return best;
+}
+
+/* ---- appending ---- */
+
+/* Binds a table without events of its own (a tombstone first): the destination's shape is its
+ * own event shape. */
+static int bind_for_key(sink *s, sink_table *t, kf_error *err)
+{
+    if (t->bound_id != -1 && t->bound_version == t->shape_version)
+        return KF_OK;
+    int rc;
+    if (t->shape_version < 0 && (rc = sink_table_refresh(s, t, err)) < 0)
+        return rc;
+    if (!t->shape)
+        return KF_OK;
+    return sink_table_bind(s, t, -2, t->shape, err);
+}
+
+static int append_tombstone(sink *s, sink_table *t, rd_kafka_message_t *msg, sink_part *part,
+                            kf_error *err)
+{
+    const kf_table *kt;
+    const kf_cell *kc;
+    int rc = kf_event_reader_decode_key(s->reader, msg->key, msg->key_len, &kt, &kc, err);
+    if (rc < 0) {
+        if (err->retriable)
+            return rc;
+        if ((rc = quarantine(s, t, msg, "decode", "DecodeError", "undecodable_key", err->message,
+                             err)) < 0)
+            return rc;
+        return add_rec(t, msg, part, 0, 0, 0, err);
+    }
+    if ((rc = bind_for_key(s, t, err)) < 0)
+        return rc;
+    /* without a table there is nothing to delete; with soft deletes the delete event before
+     * the tombstone already flagged the row */
+    if (t->bound_id == -1 || s->cfg->deletion == SINK_DELETE_SOFT)
+        return add_rec(t, msg, part, 0, 0, 0, err);
+    const kf_column *cols[t->ncols + 1];
+    const kf_cell *cells[t->ncols + 1];
+    for (size_t p = 0; p < t->ncols; p++) {
+        cols[p] = NULL;
+        cells[p] = NULL;
+        if (p >= t->npk)
+            continue;
+        const char *name = kf_table_column(t->target, (size_t)t->stage_col[p])->name;
+        for (size_t k = 0; k < kf_table_ncolumns(kt); k++) {
+            if (strcmp(kf_table_column(kt, k)->name, name) == 0) {
+                cols[p] = kf_table_column(kt, k);
+                cells[p] = &kc[k];
+            }
+        }
+        if (!cells[p]) {
+            char msgtxt[300];
+            snprintf(msgtxt, sizeof(msgtxt), "key has no column \"%s\"", name);
+            if ((rc = quarantine(s, t, msg, "sink", "KeyMismatch", "key_mismatch", msgtxt, err)) <
+                0)
+                return rc;
+            return add_rec(t, msg, part, 0, 0, 0, err);
+        }
+    }
+    size_t off = t->rows.len, keylen = 0;
+    rc = encode_line(s, t, msg, cols, cells, true, &keylen, err);
+    if (rc == KF_ERR_INVALID) {
+        if ((rc = quarantine(s, t, msg, "sink", "ConversionError", "unconvertible_key",
+                             err->message, err)) < 0)
+            return rc;
+        return add_rec(t, msg, part, 0, 0, 0, err);
+    }
+    if (rc < 0)
+        return rc;
+    return add_rec(t, msg, part, off, t->rows.len - off, keylen, err);
+}
+
+static int append_event(sink *s, sink_table *t, rd_kafka_message_t *msg, sink_part *part,
+                        const kf_event *ev, kf_error *err)
+{
+    int rc;
+    if (ev->op == KF_OP_TRUNCATE) {
+        /* every earlier change of the table in this batch is superseded */
+        for (size_t i = 0; i < t->nrecs; i++)
+            t->recs[i].live = false;
+        memset(t->hash, 0xff, t->hash_cap * sizeof(*t->hash));
+        if (t->shape_version < 0 && (rc = sink_table_refresh(s, t, err)) < 0)
+            return rc;
+        t->truncate = t->shape != NULL;
+        return add_rec(t, msg, part, 0, 0, 0, err);
+    }
+    if ((rc = sink_table_bind(s, t, ev->schema_id, ev->table, err)) < 0) {
+        if (err->retriable || rc == KF_ERR_PG || rc == KF_ERR_NOMEM)
+            return rc;
+        if ((rc = quarantine(s, t, msg, "sink", "SchemaError", "unappliable_schema", err->message,
+                             err)) < 0)
+            return rc;
+        return add_rec(t, msg, part, 0, 0, 0, err);
+    }
+    bool del = ev->op == KF_OP_DELETE;
+    const kf_cell *image = del ? ev->before : ev->after;
+    const char *problem = !t->pk_ok ? "the events do not carry the table's primary key"
+                          : !image  ? "the event has no row image"
+                                    : NULL;
+    if (problem) {
+        if ((rc = quarantine(s, t, msg, "sink", "SchemaError",
+                             !t->pk_ok ? "no_primary_key" : "no_row_image", problem, err)) < 0)
+            return rc;
+        return add_rec(t, msg, part, 0, 0, 0, err);
+    }
+    const kf_column *cols[t->ncols + 1];
+    const kf_cell *cells[t->ncols + 1];
+    for (size_t p = 0; p < t->ncols; p++) {
+        int e = t->ev_col[p];
+        cols[p] = e >= 0 ? kf_table_column(ev->table, (size_t)e) : NULL;
+        cells[p] = e >= 0 ? &image[e] : NULL;
+    }
+    size_t off = t->rows.len, keylen = 0;
+    rc = encode_line(s, t, msg, cols, cells, del, &keylen, err);
+    if (rc == KF_ERR_INVALID) {
+        if ((rc = quarantine(s, t, msg, "sink", "ConversionError", "unconvertible_key",
+                             err->message, err)) < 0)
+            return rc;
+        return add_rec(t, msg, part, 0, 0, 0, err);
+    }
+    if (rc < 0)
+        return rc;
+    return add_rec(t, msg, part, off, t->rows.len - off, keylen, err);
+}
+
+int sink_apply_message(sink *s, rd_kafka_message_t *msg, bool *taken, kf_error *err)
+{
+    *taken = false;
+    sink_part *part = part_of(s, msg, err);
+    if (!part) {
+        /* not ours (any more): the partition's owner reads it from its marker */
+        rd_kafka_message_destroy(msg);
+        *taken = true;
+        return KF_OK;
+    }
+    int64_t marker = atomic_load(&part->marker);
+    if (!atomic_load(&part->assigned) || (marker >= 0 && msg->offset < marker)) {
+        rd_kafka_message_destroy(msg); /* applied before */
+        *taken = true;
+        return KF_OK;
+    }
+    sink_table *t = part->table;
+    int rc;
+    kf_event ev;
+    rc = kf_event_reader_decode(s->reader, msg->payload, msg->len, &ev, err);
+    bool schema_change = rc == KF_OK && ev.op != KF_OP_TOMBSTONE && ev.op != KF_OP_TRUNCATE &&
+                         t->nrecs > 0 && t->bound_id != ev.schema_id && t->bound_id != -1;
+    if (t->nrecs >= (size_t)t->batch_size || schema_change) {
+        /* a batch holds one schema: flush before the first event of another one */
+        int frc = flush_table(s, t, err);
+        if (frc < 0)
+            return frc;
+    }
+    if (rc < 0) {
+        if (err->retriable)
+            return rc;
+        const char *reason = rc == KF_ERR_NOT_FOUND ? "unknown_schema_id" : "undecodable";
+        if ((rc = quarantine(s, t, msg, "decode", "DecodeError", reason, err->message, err)) < 0)
+            return rc;
+        rc = add_rec(t, msg, part, 0, 0, 0, err);
+    } else if (ev.op == KF_OP_TOMBSTONE) {
+        rc = append_tombstone(s, t, msg, part, err);
+    } else {
+        rc = append_event(s, t, msg, part, &ev, err);
+    }
+    /* add_rec took the message whenever it got that far; errors before leave it to the caller */
+    for (size_t i = t->nrecs; i-- > 0 && rc < 0;)
+        if (t->recs[i].msg == msg)
+            *taken = true;
+    if (rc == KF_OK)
+        *taken = true;
+    return rc;
+}

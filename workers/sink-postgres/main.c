@@ -1,0 +1,150 @@
+/* kfleet-sink-pg: applies change-event topics to PostgreSQL tables exactly once. Parses the
+ * configuration, starts the shared services, runs the loop and maps the result to an exit code. */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kfleet/app.h"
+#include "kfleet/config.h"
+#include "kfleet/log.h"
+#include "sink.h"
+
+static const char *const deletion_names[] = {"hard", "soft", NULL};
+
+static const kf_config_key sink_keys[] = {
+    KF_APP_CONFIG_KEYS(sink_cfg, app),
+    {.name = "sink.topics",
+     .type = KF_CONFIG_LIST,
+     .offset = offsetof(sink_cfg, topics),
+     .flag = "topic",
+     .short_flag = 't',
+     .flags = KF_CONFIG_REQUIRED,
+     .description = "Topics to read; an entry starting with ^ is a regular expression."},
+    {.name = "pg.dsn",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sink_cfg, pg_dsn),
+     .flag = "pg-dsn",
+     .flags = KF_CONFIG_SECRET | KF_CONFIG_REQUIRED,
+     .description = "Destination database (postgresql:// URI or key=value conninfo); other pg.* "
+                    "keys are libpq connection keywords that override it."},
+    {.name = "sink.table.name.format",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sink_cfg, table_format),
+     .default_value = "${table}",
+     .flag = "table-name-format",
+     .description = "Destination table of a topic: ${table} is the topic's last dot-separated "
+                    "part (the source table of kfleet and Debezium topics), ${db} the part "
+                    "before it, ${topic} the whole topic name."},
+    {.name = "sink.target.schema",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sink_cfg, target_schema),
+     .default_value = "public",
+     .flag = "target-schema",
+     .description = "Postgres schema the destination tables live in."},
+    {.name = "sink.batch.size",
+     .type = KF_CONFIG_INT,
+     .offset = offsetof(sink_cfg, batch_size),
+     .default_value = "500",
+     .min = 1,
+     .max = 1000000,
+     .flag = "batch-size",
+     .description = "Changes per table applied in one transaction."},
+    {.name = "sink.flush.interval",
+     .type = KF_CONFIG_DURATION_MS,
+     .offset = offsetof(sink_cfg, flush_ms),
+     .default_value = "1s",
+     .min = 1,
+     .max = 3600000,
+     .flag = "flush-interval",
+     .description = "Longest time a change waits in a table's batch."},
+    {.name = "sink.batch.overrides",
+     .type = KF_CONFIG_LIST,
+     .offset = offsetof(sink_cfg, overrides),
+     .description = "Per-table batch settings as TABLE=ROWS or TABLE=ROWS/INTERVAL, "
+                    "e.g. orders=2000/200ms."},
+    {.name = "sink.deletion_strategy",
+     .type = KF_CONFIG_ENUM,
+     .offset = offsetof(sink_cfg, deletion),
+     .default_value = "hard",
+     .enum_values = deletion_names,
+     .flag = "deletion-strategy",
+     .description = "hard deletes rows; soft sets the soft-delete column to true."},
+    {.name = "sink.soft_delete.column",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sink_cfg, soft_column),
+     .default_value = "is_deleted",
+     .description = "Boolean column marking soft-deleted rows."},
+    {.name = "sink.auto_create",
+     .type = KF_CONFIG_BOOL,
+     .offset = offsetof(sink_cfg, auto_create),
+     .default_value = "true",
+     .description = "Create missing tables from the first schema seen; when off, their records "
+                    "go to the dead-letter queue."},
+    {.name = "sink.retry.backoff.initial",
+     .type = KF_CONFIG_DURATION_MS,
+     .offset = offsetof(sink_cfg, backoff_initial_ms),
+     .default_value = "200ms",
+     .min = 1,
+     .max = 600000,
+     .description = "First delay before retrying when Postgres is unavailable."},
+    {.name = "sink.retry.backoff.max",
+     .type = KF_CONFIG_DURATION_MS,
+     .offset = offsetof(sink_cfg, backoff_max_ms),
+     .default_value = "10s",
+     .min = 1,
+     .max = 3600000,
+     .description = "Longest delay between retries."},
+    {0},
+};
+
+const kf_config_spec sink_config_spec = {
+    .program = SINK_PROGRAM,
+    .summary = "Applies change-event topics to PostgreSQL tables exactly once, evolving them.",
+    .keys = sink_keys,
+};
+
+int main(int argc, char **argv)
+{
+    sink_cfg c;
+    memset(&c, 0, sizeof(c));
+    kf_config *cfg = NULL;
+    kf_error err;
+    if (kf_config_new(&sink_config_spec, &c, &cfg, &err) < 0) {
+        fprintf(stderr, "%s: %s\n", SINK_PROGRAM, err.message);
+        return 1;
+    }
+    kf_config_action a = kf_config_main(cfg, argc, argv, NULL, stdout, stderr);
+    if (a != KF_CONFIG_RUN) {
+        kf_config_destroy(cfg);
+        return a == KF_CONFIG_EXIT_OK ? 0 : 2;
+    }
+    if (c.backoff_max_ms < c.backoff_initial_ms) {
+        fprintf(stderr, "%s: sink.retry.backoff.max is shorter than sink.retry.backoff.initial\n",
+                SINK_PROGRAM);
+        kf_config_destroy(cfg);
+        return 2;
+    }
+    kf_app app;
+    memset(&app, 0, sizeof(app));
+    int rc = kf_app_start(&app, SINK_PROGRAM, cfg, &c.app, KF_APP_NEED_REGISTRY, &err);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", SINK_PROGRAM, err.message);
+        kf_config_destroy(cfg);
+        return kf_app_exit_code(rc);
+    }
+    sink s;
+    memset(&s, 0, sizeof(s));
+    s.cfg = &c;
+    s.app = &app;
+    rc = sink_open(&s, cfg, &err);
+    if (rc == KF_OK)
+        rc = sink_run(&s, &err);
+    if (rc < 0)
+        kf_log(KF_LOG_ERROR, "stopping on error", "error", err.message, (char *)NULL);
+    sink_meta_finish(&s, rc < 0 ? "failed" : "stopped", rc < 0 ? err.message : NULL);
+    sink_close(&s);
+    kf_app_stop(&app);
+    sink_free_parts(&s);
+    kf_config_destroy(cfg);
+    return kf_app_exit_code(rc);
+}

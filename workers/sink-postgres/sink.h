@@ -1,0 +1,223 @@
+/* kfleet-sink-pg internals: configuration, destination tables, batches, partitions and the
+ * modules that act on them (meta, ddl, apply, loop). */
+#ifndef KFLEET_SINK_PG_H
+#define KFLEET_SINK_PG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include "kfleet/app.h"
+#include "kfleet/config.h"
+#include "kfleet/dlq.h"
+#include "kfleet/event.h"
+#include "kfleet/kafka.h"
+#include "kfleet/metrics.h"
+#include "kfleet/plan.h"
+#include "kfleet/retry.h"
+#include "kfleet/serde.h"
+
+#define SINK_PROGRAM "kfleet-sink-pg"
+#define SINK_META    "kfleet_meta"
+
+enum { SINK_DELETE_HARD = 0, SINK_DELETE_SOFT = 1 };
+
+typedef struct sink_cfg {
+    kf_app_config app;
+    kf_strlist topics;
+    char *pg_dsn;
+    char *table_format;
+    char *target_schema;
+    int batch_size;
+    int64_t flush_ms;
+    kf_strlist overrides;
+    int deletion;
+    char *soft_column;
+    bool auto_create;
+    int64_t backoff_initial_ms;
+    int64_t backoff_max_ms;
+} sink_cfg;
+
+extern const kf_config_spec sink_config_spec;
+
+typedef struct sink_table sink_table;
+
+/* One assigned (or once assigned) partition. Never freed before the metrics registry, since
+ * the lag gauge reads it at scrape time. */
+typedef struct sink_part {
+    char *topic;
+    int32_t partition;
+    _Atomic int64_t marker; /* next offset committed in sync_markers; -1 unknown */
+    atomic_bool assigned;
+    sink_table *table;
+    rd_kafka_t *rk; /* for the watermark read by the lag gauge */
+} sink_part;
+
+/* One record of a batch. */
+typedef struct sink_rec {
+    rd_kafka_message_t *msg;
+    sink_part *part;
+    size_t off, len; /* COPY line in the batch's row buffer; len 0: no row */
+    size_t keylen;   /* the key prefix of the line (primary-key fields) */
+    bool live;       /* false when superseded by a later change of the key, or quarantined */
+} sink_rec;
+
+/* Per-partition progress inside a batch. */
+typedef struct sink_batch_part {
+    sink_part *part;
+    int64_t next; /* last offset + 1 */
+    const rd_kafka_message_t *last;
+} sink_batch_part;
+
+typedef struct sink_metrics {
+    kf_counter_series *upserted;
+    kf_counter_series *deleted;
+    kf_counter_series *ddl;
+    kf_counter_series *dlq;
+    kf_counter_series *conv_errors;
+    kf_histogram_series *duration;
+} sink_metrics;
+
+struct sink_table {
+    char *name;        /* destination table name */
+    size_t index;      /* staging table kf_stage_<index> */
+    kf_table *shape;   /* committed destination shape; NULL when the table does not exist */
+    int shape_version; /* bumped when shape changes */
+    int batch_size;    /* rows */
+    int64_t flush_ms;  /* interval */
+    sink_metrics m;
+
+    /* binding of the batch's schema to the destination */
+    int32_t bound_id;       /* value schema id the batch holds (-1: none) */
+    int bound_version;      /* shape_version the binding was made for */
+    const kf_table *ev;     /* event columns of bound_id (borrowed from the reader) */
+    kf_plan *plan;          /* plan from shape to ev (owns the pending shape) */
+    const kf_table *target; /* shape after the plan (borrowed from plan) */
+    bool creates;           /* the batch creates the table */
+    bool pk_ok;             /* every destination key column exists in the events */
+    size_t ncols;           /* staging columns (excluding _kf_del) */
+    size_t npk;             /* leading key columns of the staging order */
+    int *stage_col;         /* staging position -> target column index */
+    int *ev_col;            /* staging position -> event column index, -1 none */
+    kf_buf sql_ddl;         /* CREATE/ALTER + schema_history rows, or empty */
+    kf_buf sql_stage;       /* DROP + CREATE TEMP TABLE */
+    kf_buf sql_upsert;      /* INSERT ... ON CONFLICT */
+    kf_buf sql_delete;      /* DELETE ... USING / soft UPDATE */
+    kf_buf sql_truncate;    /* TRUNCATE / soft UPDATE of all rows */
+    int stage_gen;          /* connection generation the staging table exists in (-1 none) */
+
+    /* the batch */
+    sink_rec *recs;
+    size_t nrecs;
+    size_t cap_recs;
+    kf_buf rows;
+    int32_t *hash; /* open addressing over recs by key prefix; -1 empty */
+    size_t hash_cap;
+    sink_batch_part *parts;
+    size_t nparts;
+    size_t cap_parts;
+    bool truncate; /* a truncate precedes the rows */
+    kf_buf errors; /* VALUES tuples for kfleet_meta.error_log */
+    size_t nerrors;
+    int64_t first_ms; /* when the first record entered the batch */
+};
+
+typedef struct sink {
+    const sink_cfg *cfg;
+    kf_app *app;
+    const char *group;
+    char *schema; /* target schema */
+    /* Postgres */
+    const char **pg_kv; /* libpq keyword/value pairs from the pg.* pass-through keys */
+    size_t pg_npairs;
+    kf_app_kv kafka;
+    PGconn *conn;
+    int conn_gen;
+    int64_t run_id;
+    /* Kafka */
+    kf_consumer *consumer;
+    kf_producer *producer;
+    kf_dlq *dlq;
+    kf_serde *serde;
+    kf_event_reader *reader;
+    /* state */
+    sink_table **tables;
+    size_t ntables;
+    sink_part **parts;
+    size_t nparts;
+    rd_kafka_message_t **polled;
+    size_t poll_max;
+    rd_kafka_message_t **inbox;
+    size_t inbox_len;
+    size_t inbox_cap;
+    bool need_reseek;
+    kf_backoff backoff;
+    bool retrying;
+    int64_t retry_at_ms;
+    int fail_streak;
+    kf_buf sql; /* scratch */
+    /* counters for sync_runs */
+    uint64_t n_upserted, n_deleted, n_dlq, n_ddl;
+    /* metrics */
+    kf_counter *c_upserted, *c_deleted, *c_ddl, *c_dlq, *c_conv;
+    kf_histogram *h_duration;
+    kf_gauge_series *g_status;
+    kf_gauge *g_lag;
+    kf_counter_series *c_retries;
+} sink;
+
+/* ---- meta.c: Postgres connection and kfleet_meta ---- */
+
+/* Connects (or reconnects) when the connection is missing or broken. */
+int sink_pg_ensure(sink *s, kf_error *err);
+/* Creates kfleet_meta and its tables, and the sync_runs row of this run. */
+int sink_meta_init(sink *s, kf_error *err);
+/* Closes the run's sync_runs row with a status ("stopped", "failed"). */
+void sink_meta_finish(sink *s, const char *status, const char *message);
+/* Reads the stored next offsets for parts (in place: offset = stored or BEGINNING). */
+int sink_meta_load_markers(sink *s, rd_kafka_topic_partition_list_t *parts, kf_error *err);
+/* Appends an SQL string literal (escaped by libpq) to b. */
+int sink_sql_literal(sink *s, kf_buf *b, const char *text, size_t len, kf_error *err);
+
+/* ---- ddl.c: destination tables ---- */
+
+/* The table a topic maps to, created on first sight (catalog read lazily). */
+sink_table *sink_table_for_topic(sink *s, const char *topic, kf_error *err);
+/* Reads the destination's current shape from the catalog. */
+int sink_table_refresh(sink *s, sink_table *t, kf_error *err);
+/* Binds the batch of t to the event columns of schema id (plan, DDL, staging, SQL). */
+int sink_table_bind(sink *s, sink_table *t, int32_t schema_id, const kf_table *ev, kf_error *err);
+/* Forgets the binding (after a failure or a committed shape change). */
+void sink_table_unbind(sink_table *t);
+void sink_table_destroy(sink_table *t);
+
+/* ---- apply.c: batches ---- */
+
+/* Appends one consumed message (taking it) to its table's batch; may flush a full batch
+ * first. Retriable errors leave the message with the caller (*taken false). */
+int sink_apply_message(sink *s, rd_kafka_message_t *msg, bool *taken, kf_error *err);
+/* Flushes batches that are due (size or age), or every non-empty one when all is true. */
+int sink_apply_flush_due(sink *s, bool all, kf_error *err);
+/* Drops every pending batch (messages destroyed), e.g. after partitions were lost. */
+void sink_apply_drop_all(sink *s);
+/* Milliseconds until the next batch is due (-1: none pending). */
+int64_t sink_apply_next_due_ms(sink *s);
+
+/* ---- loop.c ---- */
+
+/* Creates the Kafka clients, the serde and the reader, and subscribes. */
+int sink_open(sink *s, const kf_config *cfg, kf_error *err);
+/* Leaves the group, flushes the DLQ producer and frees everything sink_open and the run made. */
+void sink_close(sink *s);
+/* Frees the partitions (after the metrics registry, whose lag gauge reads them). */
+void sink_free_parts(sink *s);
+/* Forgets every binding and catalog view (after an unexpected failure). */
+void sink_table_unbind_all(sink *s);
+
+/* Runs until a stop signal; returns 0 or the error that ended the run. */
+int sink_run(sink *s, kf_error *err);
+
+#endif
