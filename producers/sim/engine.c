@@ -13,6 +13,7 @@ struct kf_sim_engine {
     kf_sim_arena *arena; /* strings of rows being built; reset per batch */
     kf_sim_buf scratch;
     kf_sim_tstate *tables;
+    kf_sim_strategy_view *views; /* per table, with a strategy; else NULL */
     size_t ntables;
     uint64_t events;
     uint64_t batches;
@@ -46,6 +47,14 @@ kf_sim_engine *kf_sim_engine_new(const kf_sim_spec *spec, const kf_sim_engine_co
     for (size_t i = 0; i < e->ntables; i++)
         if (kf_sim_tstate_init(&e->tables[i], kf_sim_spec_table(spec, i)) != KF_OK)
             goto out_destroy_engine;
+    if (cfg->strategy) {
+        e->views = calloc(e->ntables ? e->ntables : 1, sizeof(*e->views));
+        if (!e->views)
+            goto out_destroy_engine;
+        for (size_t i = 0; i < e->ntables; i++)
+            if (kf_sim_strategy_view_init(&e->views[i], &e->tables[i], i) != KF_OK)
+                goto out_destroy_engine;
+    }
     return e;
 out_destroy_engine:
     kf_sim_engine_destroy(e);
@@ -58,6 +67,9 @@ void kf_sim_engine_destroy(kf_sim_engine *e)
 {
     if (!e)
         return;
+    for (size_t i = 0; e->views && i < e->ntables; i++)
+        kf_sim_strategy_view_fini(&e->views[i]);
+    free(e->views);
     for (size_t i = 0; e->tables && i < e->ntables; i++)
         kf_sim_tstate_fini(&e->tables[i]);
     free(e->tables);
@@ -104,11 +116,35 @@ static void mctx_init(kf_sim_engine *e, kf_sim_mctx *m, kf_error *err)
     m->err = err;
 }
 
-static int evolve_table(kf_sim_engine *e, kf_sim_tstate *ts, kf_error *err)
+/* The schema change of table t: the strategy's choice when it makes one, else the built-in
+ * controller's. Returns 1 with *ev filled, 0 for none, or a negative error. */
+static int choose_evolution(kf_sim_engine *e, size_t t, kf_sim_evolution *ev, kf_error *err)
 {
-    kf_sim_evolution ev;
-    if (kf_sim_evolve_step(&ts->table, &e->rng, &ev) == 0)
+    kf_sim_tstate *ts = &e->tables[t];
+    if (!e->views || !kf_sim_strategy_has_evolution(e->cfg.strategy))
+        return kf_sim_evolve_step(&ts->table, &e->rng, ev);
+    kf_sim_evolve_action action;
+    size_t column;
+    int v = kf_sim_strategy_choose_evolution(e->cfg.strategy, &e->views[t], &e->rng, e->batches,
+                                             &action, &column, err);
+    if (v < 0)
+        return v;
+    if (v == KF_SIM_STRATEGY_NO_CHANGE)
         return 0;
+    if (v == KF_SIM_STRATEGY_BUILTIN)
+        return kf_sim_evolve_step(&ts->table, &e->rng, ev);
+    /* Checked against the rules already; apply checks once more and never bends them. */
+    int rc = kf_sim_evolve_apply(&ts->table, action, column, ev, err);
+    return rc == KF_OK ? 1 : rc;
+}
+
+static int evolve_table(kf_sim_engine *e, size_t t, kf_error *err)
+{
+    kf_sim_tstate *ts = &e->tables[t];
+    kf_sim_evolution ev;
+    int chosen = choose_evolution(e, t, &ev, err);
+    if (chosen <= 0)
+        return chosen;
     ev.ts_us = e->clock_us;
     ev.batch = e->batches;
     /* A column that joins or leaves the table holds null in every live row, as after an
@@ -128,6 +164,59 @@ static int evolve_table(kf_sim_engine *e, kf_sim_tstate *ts, kf_error *err)
     return 1;
 }
 
+/* Deletes live row row of ts, or a random one for KF_SIM_STRATEGY_ANY_ROW. */
+static int delete_row(kf_sim_tstate *ts, kf_sim_mctx *m, uint64_t row)
+{
+    return row == KF_SIM_STRATEGY_ANY_ROW ? kf_sim_mutate_delete(ts, m)
+                                          : kf_sim_mutate_delete_row(ts, m, (size_t)row);
+}
+
+/* One step of table t's workload: the proposed operation, or what the strategy chose instead
+ * (checked against the rules by kf_sim_strategy_choose_mutation). */
+static int mutate_step(kf_sim_engine *e, size_t t, kf_sim_mctx *m, kf_sim_op proposed)
+{
+    kf_sim_tstate *ts = &e->tables[t];
+    if (!e->views || !kf_sim_strategy_has_mutation(e->cfg.strategy)) {
+        switch (proposed) {
+        case KF_SIM_OP_CREATE:
+            return kf_sim_mutate_insert(ts, m);
+        case KF_SIM_OP_UPDATE:
+            return kf_sim_mutate_update(ts, m);
+        default:
+            return kf_sim_mutate_delete(ts, m);
+        }
+    }
+    int op;
+    uint64_t row;
+    int rc = kf_sim_strategy_choose_mutation(e->cfg.strategy, &e->views[t], &e->rng, e->batches + 1,
+                                             proposed, false, &op, &row, m->err);
+    if (rc != KF_OK)
+        return rc;
+    switch (op) {
+    case KF_SIM_STRATEGY_OP_INSERT: {
+        /* The strategy picks which row makes room at the cap; the insert then finds room. */
+        uint64_t cap = ts->table.spec->max_live_rows;
+        if (cap && ts->nrows >= cap) {
+            rc = kf_sim_strategy_choose_mutation(e->cfg.strategy, &e->views[t], &e->rng,
+                                                 e->batches + 1, KF_SIM_OP_DELETE, true, &op, &row,
+                                                 m->err);
+            if (rc == KF_OK)
+                rc = delete_row(ts, m, row);
+            if (rc != KF_OK || m->stop)
+                return rc;
+        }
+        return kf_sim_mutate_insert(ts, m);
+    }
+    case KF_SIM_STRATEGY_OP_UPDATE:
+        return row == KF_SIM_STRATEGY_ANY_ROW ? kf_sim_mutate_update(ts, m)
+                                              : kf_sim_mutate_update_row(ts, m, (size_t)row);
+    case KF_SIM_STRATEGY_OP_DELETE:
+        return delete_row(ts, m, row);
+    default:
+        return KF_OK;
+    }
+}
+
 int kf_sim_engine_run_batch(kf_sim_engine *e, kf_error *err)
 {
     if (e->done)
@@ -143,11 +232,11 @@ int kf_sim_engine_run_batch(kf_sim_engine *e, kf_error *err)
         const kf_sim_table_spec *s = ts->table.spec;
         uint32_t inserts = s->inserts ? s->inserts : e->cfg.batch_size;
         for (uint32_t j = 0; j < inserts && rc == KF_OK && !m.stop; j++) {
-            rc = kf_sim_mutate_insert(ts, &m);
+            rc = mutate_step(e, t, &m, KF_SIM_OP_CREATE);
             if (rc == KF_OK && !m.stop && kf_sim_rng_chance(&e->rng, s->update_probability))
-                rc = kf_sim_mutate_update(ts, &m);
+                rc = mutate_step(e, t, &m, KF_SIM_OP_UPDATE);
             if (rc == KF_OK && !m.stop && kf_sim_rng_chance(&e->rng, s->delete_probability))
-                rc = kf_sim_mutate_delete(ts, &m);
+                rc = mutate_step(e, t, &m, KF_SIM_OP_DELETE);
         }
     }
     e->clock_us = m.gen.now_us;
@@ -156,7 +245,7 @@ int kf_sim_engine_run_batch(kf_sim_engine *e, kf_error *err)
     for (size_t t = 0; t < e->ntables && rc == KF_OK && !e->done; t++) {
         if (!kf_sim_evolve_due(e->tables[t].table.spec, e->batches, &e->rng))
             continue;
-        int erc = evolve_table(e, &e->tables[t], err);
+        int erc = evolve_table(e, t, err);
         if (erc < 0)
             rc = erc;
     }
@@ -172,7 +261,7 @@ int kf_sim_engine_evolve(kf_sim_engine *e, size_t i, kf_error *err)
         return kf_error_set(err, KF_ERR_INVALID, false, "cannot evolve table %zu: there are %zu", i,
                             e->ntables);
     kf_error_clear(err);
-    return evolve_table(e, &e->tables[i], err);
+    return evolve_table(e, i, err);
 }
 
 bool kf_sim_engine_done(const kf_sim_engine *e)

@@ -12,6 +12,7 @@
 #include "kfleet/error.h"
 #include "mutate.h"
 #include "spec.h"
+#include "strategy_host.h"
 #include "table.h"
 
 /* One change. key holds the key columns in key order; before is NULL for creates, after NULL
@@ -42,6 +43,9 @@ typedef struct kf_sim_engine_config {
     kf_sim_change_fn on_change; /* required */
     kf_sim_evolve_fn on_evolve; /* may be NULL */
     void *ctx;                  /* passed to both callbacks */
+    /* A started strategy plugin choosing mutations and/or schema changes, or NULL for the
+     * built-in workload and controller. Borrowed: it must outlive the engine. */
+    kf_sim_strategy *strategy;
 } kf_sim_engine_config;
 
 typedef struct kf_sim_engine kf_sim_engine;
@@ -54,8 +58,9 @@ void kf_sim_engine_destroy(kf_sim_engine *e); /* NULL is a no-op */
 
 /* Runs one batch: for each table in order, its inserts, each followed with the table's
  * probabilities by an update and a delete of random live rows; then the evolution controller
- * of each table that is due. Returns 0, a callback's negative code, or a negative error with
- * err filled. After max_events changes the batch ends early and the engine is done. */
+ * of each table that is due. A strategy may replace each of those steps and the controller's
+ * choice, within the rules (see strategy.h). Returns 0, a callback's negative code, or a negative
+ * error with err filled. After max_events changes the batch ends early and the engine is done. */
 int kf_sim_engine_run_batch(kf_sim_engine *e, kf_error *err);
 
 /* Runs one evolution step on table i now, whatever its cadence. Returns 1 when a change was

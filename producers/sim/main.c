@@ -22,6 +22,7 @@
 #include "spec.h"
 #include "sql_out.h"
 #include "state.h"
+#include "strategy_host.h"
 
 /* The clock a seeded run starts from unless sim.start.time says otherwise, so the same seed
  * and spec give byte-identical output on any day. */
@@ -54,6 +55,8 @@ typedef struct sim_cfg {
     int replication;
     int max_in_flight;
     int64_t flush_timeout_ms;
+    char *strategy;
+    char *strategy_args;
 } sim_cfg;
 
 static const kf_config_key keys[] = {
@@ -216,6 +219,19 @@ static const kf_config_key keys[] = {
      .max = 86400000,
      .flag = "flush-timeout",
      .description = "How long the final flush or commit may take at the end of a run."},
+    {.name = "sim.strategy",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sim_cfg, strategy),
+     .flag = "strategy",
+     .description = "Shared object of a custom mutation and/or evolution policy (the C "
+                    "interface of producers/sim/strategy.h); the engine still enforces the "
+                    "rules and refuses forbidden choices. Default: the built-in policies."},
+    {.name = "sim.strategy.args",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(sim_cfg, strategy_args),
+     .flag = "strategy-args",
+     .description = "Argument text handed to the strategy's init (its own syntax, e.g. "
+                    "hot=10,share=0.9); needs sim.strategy."},
     {0},
 };
 
@@ -265,6 +281,39 @@ static int load_specs(const sim_cfg *c, kf_sim_spec *spec, uint64_t *digest, kf_
     }
     globfree(&g);
     return rc;
+}
+
+/* Loads the configured strategy (not started yet) and folds it into the digest: the bytes of
+ * its file (or its name, when the dynamic linker looks it up) and its arguments, so --resume
+ * refuses a run recorded with another policy. *out stays NULL without sim.strategy. */
+static int load_strategy(const sim_cfg *c, kf_sim_strategy **out, uint64_t *digest, kf_error *err)
+{
+    *out = NULL;
+    bool have_args = c->strategy_args && *c->strategy_args;
+    if (!c->strategy || !*c->strategy)
+        return have_args ? kf_error_set(err, KF_ERR_CONFIG, false,
+                                        "sim.strategy.args needs sim.strategy (--strategy PATH)")
+                         : KF_OK;
+    kf_sim_strategy *s = kf_sim_strategy_load(c->strategy, c->strategy_args, err);
+    if (!s)
+        return err->code;
+    uint64_t h = *digest;
+    int rc = KF_OK;
+    if (strchr(c->strategy, '/'))
+        rc = kf_sim_state_digest_file(c->strategy, &h, err);
+    else
+        for (const char *p = c->strategy; *p; p++)
+            h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    h = (h ^ 0xffu) * 0x100000001b3ULL; /* keeps "lib" + "args" apart from "liba" + "rgs" */
+    for (const char *p = have_args ? c->strategy_args : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    if (rc != KF_OK) {
+        kf_sim_strategy_destroy(s);
+        return rc;
+    }
+    *digest = h;
+    *out = s;
+    return KF_OK;
 }
 
 static int64_t wall_clock_us(void)
@@ -435,6 +484,7 @@ int main(int argc, char **argv)
     kf_sim_jsonl *jsonl = NULL;
     FILE *history = NULL;
     kf_sim_output out = {0};
+    kf_sim_strategy *strategy = NULL;
     char state_path[4096];
     uint64_t digest;
     kf_sim_run_config rcfg;
@@ -452,6 +502,8 @@ int main(int argc, char **argv)
         rc = kf_error_set(&err, KF_ERR_CONFIG, false, "the specs declare no tables");
         goto out_report;
     }
+    if ((rc = load_strategy(&c, &strategy, &digest, &err)) != KF_OK)
+        goto out_report;
     bool with_state = c.to != TO_STDOUT && c.state_dir && *c.state_dir;
     if (with_state && (size_t)snprintf(state_path, sizeof(state_path), "%s/%s", c.state_dir,
                                        KF_SIM_STATE_FILE) >= sizeof(state_path)) {
@@ -464,6 +516,8 @@ int main(int argc, char **argv)
         goto out_report;
     }
     if ((rc = plan_run(&c, with_state ? state_path : NULL, digest, &rcfg, &err)) != KF_OK)
+        goto out_report;
+    if (strategy && (rc = kf_sim_strategy_start(strategy, rcfg.state.seed, &err)) != KF_OK)
         goto out_report;
     if (c.history && *c.history && !(history = fopen(c.history, "a"))) {
         rc = kf_error_set(&err, KF_ERR_CONFIG, false, "could not open history file \"%s\": %s",
@@ -479,6 +533,7 @@ int main(int argc, char **argv)
         .tick_us = c.tick_us,
         .batch_size = (uint32_t)c.batch_size,
         .max_events = (uint64_t)c.events,
+        .strategy = strategy,
     };
     rcfg.max_batches = (uint64_t)c.batches;
     rcfg.duration_ms = c.duration_ms;
@@ -492,6 +547,12 @@ int main(int argc, char **argv)
     kf_logf(KF_LOG_INFO, "simulation started: seed %llu, %zu tables, output %s%s",
             (unsigned long long)rcfg.state.seed, kf_sim_spec_table_count(spec), out.name,
             rcfg.resume_seq ? ", resuming" : "");
+    if (strategy)
+        kf_logf(KF_LOG_INFO, "strategy \"%s\" loaded from \"%s\" (arguments \"%s\")%s%s",
+                kf_sim_strategy_name(strategy), kf_sim_strategy_path(strategy),
+                c.strategy_args ? c.strategy_args : "",
+                kf_sim_strategy_has_mutation(strategy) ? ", choosing mutations" : "",
+                kf_sim_strategy_has_evolution(strategy) ? ", choosing schema changes" : "");
     if (rcfg.resume_seq)
         kf_logf(KF_LOG_INFO, "replaying changes 1..%llu silently",
                 (unsigned long long)rcfg.resume_seq);
@@ -517,6 +578,7 @@ out_close:
     if (history)
         fclose(history);
     kf_sim_jsonl_destroy(jsonl);
+    kf_sim_strategy_destroy(strategy); /* after the engine, which kf_sim_run destroyed */
     kf_registry_destroy(reg);
     kf_sim_spec_destroy(spec);
     kf_app_stop(&app);

@@ -326,6 +326,20 @@ int kf_sim_mutate_delete(kf_sim_tstate *ts, kf_sim_mctx *m)
     return delete_at(ts, m, (size_t)kf_sim_rng_below(m->gen.rng, ts->nrows));
 }
 
+static int bad_row(kf_sim_tstate *ts, kf_sim_mctx *m, size_t idx)
+{
+    return kf_error_set(m->err, KF_ERR_INVALID, false,
+                        "cannot change row %zu of table \"%s\": it has %zu live rows", idx,
+                        ts->table.spec->name, ts->nrows);
+}
+
+int kf_sim_mutate_delete_row(kf_sim_tstate *ts, kf_sim_mctx *m, size_t idx)
+{
+    if (idx >= ts->nrows)
+        return bad_row(ts, m, idx);
+    return delete_at(ts, m, idx);
+}
+
 int kf_sim_mutate_insert(kf_sim_tstate *ts, kf_sim_mctx *m)
 {
     const kf_sim_table_spec *s = ts->table.spec;
@@ -387,12 +401,10 @@ int kf_sim_mutate_insert(kf_sim_tstate *ts, kf_sim_mctx *m)
     return KF_OK;
 }
 
-int kf_sim_mutate_update(kf_sim_tstate *ts, kf_sim_mctx *m)
+/* Regenerates columns of live row idx (see kf_sim_mutate_update). */
+static int update_at(kf_sim_tstate *ts, kf_sim_mctx *m, size_t idx)
 {
     const kf_sim_table_spec *s = ts->table.spec;
-    if (ts->nrows == 0)
-        return KF_OK;
-    size_t idx = (size_t)kf_sim_rng_below(m->gen.rng, ts->nrows);
     const kf_sim_cell *before_cells = ts->rows[idx].mem;
     size_t n = ts->table.ncolumns;
 
@@ -478,4 +490,18 @@ int kf_sim_mutate_update(kf_sim_tstate *ts, kf_sim_mctx *m)
     ts->rows[idx] = stored;
     ts->stats.updates++;
     return KF_OK;
+}
+
+int kf_sim_mutate_update(kf_sim_tstate *ts, kf_sim_mctx *m)
+{
+    if (ts->nrows == 0)
+        return KF_OK;
+    return update_at(ts, m, (size_t)kf_sim_rng_below(m->gen.rng, ts->nrows));
+}
+
+int kf_sim_mutate_update_row(kf_sim_tstate *ts, kf_sim_mctx *m, size_t idx)
+{
+    if (idx >= ts->nrows)
+        return bad_row(ts, m, idx);
+    return update_at(ts, m, idx);
 }

@@ -27,6 +27,7 @@ typedef struct kf_sim_table_stats {
     uint64_t evolutions[KF_SIM_EVOLVE_COUNT_];
     uint64_t errors_total;
     uint64_t *errors;
+    uint64_t strategy_refused; /* choices of a strategy plugin the rules refused */
 } kf_sim_table_stats;
 
 /* A stored live row: its cells followed by the bytes of its strings, in one block. */
@@ -87,6 +88,11 @@ int kf_sim_mutate_update(kf_sim_tstate *ts, kf_sim_mctx *m);
 
 /* Deletes a random live row; none is not an error. */
 int kf_sim_mutate_delete(kf_sim_tstate *ts, kf_sim_mctx *m);
+
+/* kf_sim_mutate_update and kf_sim_mutate_delete of live row idx instead of a random one
+ * (a strategy's choice). KF_ERR_INVALID with err filled when idx is not a live row. */
+int kf_sim_mutate_update_row(kf_sim_tstate *ts, kf_sim_mctx *m, size_t idx);
+int kf_sim_mutate_delete_row(kf_sim_tstate *ts, kf_sim_mctx *m, size_t idx);
 
 /* The current cells of live row i (i < ts->nrows), valid until the next operation. */
 const kf_sim_cell *kf_sim_tstate_row(const kf_sim_tstate *ts, size_t i);

@@ -239,6 +239,11 @@ static void log_summary(const kf_sim_engine *e)
         kf_log(KF_LOG_INFO, "table summary", "table", name, "inserts", nums[0], "updates", nums[1],
                "deletes", nums[2], "schema_changes", nums[3], "schema_version", nums[4],
                "injected_errors", nums[5], "errors_by_constraint", errors, (char *)NULL);
+        if (st->strategy_refused) {
+            snprintf(nums[0], sizeof(nums[0]), "%" PRIu64, st->strategy_refused);
+            kf_log(KF_LOG_WARN, "strategy choices refused", "table", name, "refused", nums[0],
+                   (char *)NULL);
+        }
     }
 }
 

@@ -113,7 +113,7 @@ int kf_sim_state_check_resume(const kf_sim_state *prev, const kf_sim_state *want
     if (prev->spec_digest != want->spec_digest)
         return kf_error_set(err, KF_ERR_CONFIG, false,
                             "cannot resume: the progress file \"%s\" was written with other "
-                            "specs (the spec files differ)",
+                            "specs (the spec files or the strategy differ)",
                             path);
     if (prev->tick_us != want->tick_us)
         return kf_error_set(err, KF_ERR_CONFIG, false,
