@@ -1,0 +1,200 @@
+/* kfleet-pipeline internals: what one pipeline run produced (simulator summary and expected
+ * state, dead-letter records, Postgres tables, lag, latency) and the modules that gather it. */
+#ifndef KFLEET_PIPELINE_H
+#define KFLEET_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
+#include "kfleet/error.h"
+#include "kfleet/registry.h"
+
+#define PL_PROGRAM "kfleet-pipeline"
+
+/* librdkafka settings (kv[2i] = key, kv[2i+1] = value), borrowed. */
+typedef struct pl_kafka {
+    const char *const *kv;
+    size_t npairs;
+} pl_kafka;
+
+/* One injected-constraint count of the simulator, and what the contract makes of it. */
+typedef struct pl_injected {
+    char column[128];
+    char constraint[32]; /* not_null, range, allowed_values, email, length */
+    uint64_t count;
+    const char *rule_id; /* the quarantine rule that catches it (borrowed); NULL: none */
+} pl_injected;
+
+/* One quarantine rule of a contract and what reached the dead-letter topic under it. */
+typedef struct pl_rule {
+    char *id;
+    char *column;
+    char constraint[32]; /* the simulator's name for what the rule checks */
+    uint64_t expected;   /* injected records the rule should catch */
+    uint64_t found;      /* dead-letter records carrying the rule id */
+} pl_rule;
+
+/* Comparison of one Postgres table with an expected row set. */
+typedef struct pl_cmp {
+    bool done;        /* the table could be read */
+    char error[512];  /* why not, when !done */
+    uint64_t rows;    /* rows in Postgres */
+    uint64_t equal;   /* rows equal to the expected row of their key */
+    uint64_t differ;  /* rows whose key is expected with other values */
+    uint64_t extra;   /* rows whose key is not expected */
+    uint64_t missing; /* expected keys absent from Postgres */
+    char example[512];
+} pl_cmp;
+
+typedef struct pl_table {
+    char db[64];
+    char name[128];
+    char topic[512]; /* <p>.<db>.<table> */
+    /* simulator summary */
+    bool summarized;
+    uint64_t inserts, updates, deletes, schema_changes, injected;
+    unsigned schema_version;
+    pl_injected *inj;
+    size_t ninj;
+    /* contract rules covering the table (quarantine severity only) */
+    pl_rule *rules;
+    size_t nrules;
+    uint64_t dlq_records;    /* every record of the dead-letter topic */
+    uint64_t dlq_other;      /* records without a rule id of the contract (decode failures...) */
+    uint64_t dlq_duplicates; /* the same change quarantined twice */
+    json_t *expect;          /* the simulator's expected table (borrowed from pl_run.expect) */
+    char **key;              /* key column names */
+    size_t nkey;
+    json_t *columns;          /* [{name,type,state}] (borrowed) */
+    json_t *want;             /* key -> row: every change except the quarantined ones */
+    json_t *all;              /* key -> row: every change */
+    uint64_t expect_rows;     /* rows of the simulator's expected state */
+    uint64_t want_rows;       /* rows Postgres should hold */
+    uint64_t held_back;       /* expected keys whose last change was quarantined */
+    uint64_t self_mismatch;   /* rows where the change stream disagrees with the expect file */
+    pl_cmp pg;                /* Postgres against want */
+    uint64_t pg_equal_expect; /* Postgres rows equal to the simulator's expected row */
+    int64_t ddl;              /* kfleet_meta.schema_history rows of the table (-1: unknown) */
+} pl_table;
+
+/* Lag of one consumer group over some topics. */
+typedef struct pl_lag {
+    bool known;
+    char error[256];
+    int64_t offsets; /* end offsets minus committed offsets, summed over partitions */
+    int64_t records; /* committed-visible records after the committed offsets */
+} pl_lag;
+
+/* Latency of events from their Kafka timestamp to the sink's commit. */
+typedef struct pl_latency {
+    bool known;
+    char error[256];
+    uint64_t events;
+    double p50_ms, p99_ms, max_ms;
+    int64_t first_ts_ms, last_commit_ms;
+    double events_per_s;
+    json_t *series; /* [{t, events, p50_ms, p99_ms}] per second of commit time */
+} pl_latency;
+
+typedef struct pl_run {
+    const char *prefix;
+    pl_table *tables;
+    size_t ntables;
+    json_t *expect; /* the parsed expected-state document */
+    uint64_t sim_events;
+    int64_t sim_output_ms;
+    uint64_t changes_seen; /* change lines of the stream */
+    uint64_t quarantined_skipped;
+} pl_run;
+
+/* ---- simulator files (sim.c) ---- */
+
+/* Adds the tables and summaries of the simulator's JSON log (table summary and simulation
+ * finished lines). KF_ERR_IO / KF_ERR_INVALID with err filled. */
+int pl_sim_log_load(pl_run *run, const char *path, kf_error *err);
+
+/* Loads the expected-state document (--expect of the simulator); tables are added as needed. */
+int pl_expect_load(pl_run *run, const char *path, kf_error *err);
+
+/* Folds the JSON-lines change stream into each table's `all` and `want` maps; changes whose
+ * seq is in `skip` (a JSON object keyed by "<table>:<seq>") are left out of `want`. Then
+ * compares `all` with the expected state (self_mismatch) and counts held_back rows. */
+int pl_changes_fold(pl_run *run, const char *path, json_t *skip, kf_error *err);
+
+pl_table *pl_run_table(pl_run *run, const char *db, const char *name, bool create);
+void pl_run_free(pl_run *run);
+
+/* ---- values (values.c) ---- */
+
+/* Canonical text of a JSON value of a column of simulator type `type`, so that equal values
+ * give equal text whatever side they come from. Returns false for null. */
+bool pl_canon_json(const char *type, const json_t *v, char *buf, size_t cap);
+
+/* The same for the text Postgres returns for pl_pg_expr(type) (NULL for SQL null). */
+bool pl_canon_pg(const char *type, const char *text, char *buf, size_t cap);
+
+/* Appends to b the SQL expression that reads column ident (already quoted) of `type`. */
+int pl_pg_expr(const char *type, const char *ident, char *buf, size_t cap);
+
+/* Key of a row (or key object): the canonical key columns joined by 0x1f. */
+bool pl_row_key(const pl_table *t, const json_t *row, char *buf, size_t cap);
+
+/* True when two rows have the same values in every active column (absent = null). */
+bool pl_rows_equal(const pl_table *t, const json_t *a, const json_t *b);
+
+/* ---- Kafka (kread.c) ---- */
+
+typedef int (*pl_msg_fn)(void *ctx, const rd_kafka_message_t *m, kf_error *err);
+
+/* Reads every committed record of topic from the beginning up to the end at the time of the
+ * call, calling fn for each. With `from`, only partitions p < nfrom with from[p] >= 0 are
+ * read, from that offset. KF_ERR_NOT_FOUND when the topic
+ * does not exist. */
+int pl_topic_read(const pl_kafka *k, const char *topic, const int64_t *from, size_t nfrom,
+                  pl_msg_fn fn, void *ctx, int timeout_ms, kf_error *err);
+
+/* Lag of group over topics: committed offsets (Kafka) against the end offsets, and the
+ * records a read_committed consumer would still get. */
+void pl_group_lag(const pl_kafka *k, const char *group, char *const *topics, size_t ntopics,
+                  pl_lag *out);
+
+/* The same with the next offsets the sink stored in Postgres (kfleet_meta.sync_markers). */
+void pl_marker_lag(const pl_kafka *k, PGconn *conn, const char *group, char *const *topics,
+                   size_t ntopics, pl_lag *out);
+
+/* Creates the topics (exists is fine). */
+int pl_topics_create(const pl_kafka *k, char *const *names, size_t n, int partitions,
+                     kf_error *err);
+
+/* Reads every dead-letter topic of the run: counts per rule and the quarantined changes
+ * (keys "<table>:<seq>" in *skip, a new object). */
+int pl_dlq_read(pl_run *run, const pl_kafka *k, kf_registry *reg, json_t **skip, kf_error *err);
+
+/* ---- Postgres (pg.c) ---- */
+
+/* Compares each table of the run in schema with its `want` rows (and the expected state). */
+void pl_pg_compare(PGconn *conn, const char *schema, pl_run *run);
+
+/* Appends "t_ms topic partition next_offset" lines to out whenever the sink group's markers
+ * move, polling every interval_ms until a stop signal. */
+int pl_watch(PGconn *conn, const char *group, int interval_ms, FILE *out, kf_error *err);
+
+/* Waits until the validate group has committed the end of the input topics and the sink has
+ * stored the end of the valid topics in sync_markers, or timeout_ms passed (KF_ERR_TIMEOUT). */
+int pl_drain(const pl_kafka *k, PGconn *conn, const char *vgroup, char *const *in, size_t nin,
+             const char *sgroup, char *const *valid, size_t nvalid, int64_t timeout_ms,
+             kf_error *err);
+
+/* ---- latency (latency.c) ---- */
+
+/* Joins the valid topics' record timestamps with the marker samples of `samples`. */
+void pl_latency_compute(const pl_kafka *k, char *const *valid, size_t nvalid, const char *samples,
+                        pl_latency *out);
+
+#endif
