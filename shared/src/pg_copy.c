@@ -9,6 +9,13 @@
 
 #define US_PER_DAY INT64_C(86400000000)
 
+/* Postgres' date and timestamp ranges, from 1970-01-01: dates from 4714-11-24 BC (Julian day 0)
+ * up to but excluding 5874898-01-01; timestamps from 4714-11-24 00:00 BC (their upper bound,
+ * 294277-01-01, lies beyond what int64 microseconds since 1970 can say). */
+#define PG_DATE_MIN_DAYS INT64_C(-2440588)
+#define PG_DATE_END_DAYS INT64_C(2145042906)
+#define PG_TS_MIN_US     INT64_C(-210866803200000000)
+
 static int grow(kf_buf *b, size_t extra, kf_error *err)
 {
     if (b->len + extra + 1 <= b->cap)
@@ -113,6 +120,8 @@ static int copy_timestamp(kf_buf *b, const kf_column *col, int64_t v, kf_error *
     default:
         us = v;
     }
+    if (us < PG_TS_MIN_US)
+        return kf_error_set(err, KF_ERR_INVALID, false, "timestamp out of range: %" PRId64, v);
     int64_t days = us / US_PER_DAY, rem = us % US_PER_DAY;
     if (rem < 0)
         rem += US_PER_DAY, days--;
@@ -141,6 +150,40 @@ static int put(kf_buf *b, const char *s, size_t n, kf_error *err)
     return KF_OK;
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool kf_pg_uuid_valid(const char *s, size_t len)
+{
+    /* 32 hex digits, a hyphen allowed after any group of four but the last, optionally in
+     * braces: what Postgres' uuid input accepts */
+    size_t i = 0, digits = 0;
+    bool braces = len > 0 && s[0] == '{';
+    if (braces) {
+        if (len < 2 || s[len - 1] != '}')
+            return false;
+        i = 1;
+        len--;
+    }
+    while (i < len && digits < 32) {
+        if (hexval(s[i]) < 0)
+            return false;
+        digits++;
+        i++;
+        if (i < len && s[i] == '-' && digits % 4 == 0 && digits < 32)
+            i++;
+    }
+    return digits == 32 && i == len;
+}
+
 static int kind_mismatch(const kf_column *col, const kf_cell *cell, kf_error *err)
 {
     return kf_error_set(err, KF_ERR_INVALID, false,
@@ -156,6 +199,9 @@ int kf_pg_copy_cell(kf_buf *b, const kf_column *col, const kf_cell *cell, kf_err
         return put(b, "\\N", 2, err);
     case KF_CELL_INT:
         if (col->type == KF_COL_DATE) {
+            if (cell->v.i < PG_DATE_MIN_DAYS || cell->v.i >= PG_DATE_END_DAYS)
+                return kf_error_set(err, KF_ERR_INVALID, false, "date out of range: %" PRId64,
+                                    cell->v.i);
             bool bc;
             int n = fmt_date(buf, sizeof(buf), cell->v.i, &bc);
             if (bc)
@@ -185,6 +231,10 @@ int kf_pg_copy_cell(kf_buf *b, const kf_column *col, const kf_cell *cell, kf_err
     case KF_CELL_STRING:
         if (kf_coltype_rep(col->type) != KF_REP_STRING && col->type != KF_COL_DECIMAL)
             return kind_mismatch(col, cell, err);
+        if (col->type == KF_COL_UUID && !kf_pg_uuid_valid(cell->v.s.ptr, cell->v.s.len))
+            return kf_error_set(err, KF_ERR_INVALID, false,
+                                "invalid input syntax for type uuid: \"%.*s\"",
+                                cell->v.s.len > 64 ? 64 : (int)cell->v.s.len, cell->v.s.ptr);
         return kf_pg_copy_escape(b, cell->v.s.ptr, cell->v.s.len, err);
     case KF_CELL_BYTES:
         if (col->type == KF_COL_DECIMAL) {

@@ -1,13 +1,20 @@
 /* Integration tests of kfleet-sink-pg against real Kafka, registry and Postgres: changes
  * converge to the state computed from what the test produced; soft delete; exactly-once across
- * repeated kill -9 and across Postgres connections being terminated; schema evolution; a record
- * Postgres refuses goes to the DLQ while the rest is applied; names crafted to inject SQL. */
+ * repeated kill -9, terminated connections, a real server restart and two workers sharing a
+ * group; schema evolution; a record Postgres refuses goes to the DLQ while the rest is applied;
+ * values that do not convert become null and land in error_log; a Debezium-shaped topic;
+ * names crafted to inject SQL. */
 #include "kf_test_env.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <avro.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <libpq-fe.h>
 
 #include "kfleet/event.h"
@@ -180,8 +187,9 @@ static void emit(fx *f, kf_op op, int64_t id, const char *const *vals)
 
 /* ---- the worker as a child process ---- */
 
-/* The running worker, killed by the teardown when a test fails midway. */
-static pid_t running_child;
+/* The running workers, killed by the teardown when a test fails midway. */
+#define MAX_CHILDREN 4
+static pid_t running_children[MAX_CHILDREN];
 
 static pid_t sink_start(const fx *f, const char *const *extra)
 {
@@ -216,13 +224,20 @@ static pid_t sink_start(const fx *f, const char *const *extra)
         fprintf(stderr, "could not run %s: %s\n", bin, strerror(errno));
         _exit(127);
     }
-    running_child = pid;
+    for (int i = 0; i < MAX_CHILDREN; i++) {
+        if (running_children[i] == 0) {
+            running_children[i] = pid;
+            break;
+        }
+    }
     return pid;
 }
 
 static int sink_stop(pid_t pid, int sig)
 {
-    running_child = 0;
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (running_children[i] == pid)
+            running_children[i] = 0;
     kill(pid, sig);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -418,14 +433,10 @@ static void soft_delete_marks_rows(void **state)
     fx_free(&f);
 }
 
-/* Insert-only stream into a table whose trigger counts updates: a change applied twice would
- * be an ON CONFLICT update. Kill -9 the worker repeatedly while it loads. */
-static void kill9_is_exactly_once(void **state)
+/* Creates the ORDERS table with a trigger counting updates in "<table>_updates": with an
+ * insert-only stream, a change applied twice shows up as an update. */
+static void create_counted_table(PGconn *c, const char *table)
 {
-    (void)state;
-    fx f;
-    fx_init(&f, "kill", ORDERS, 3);
-    PGconn *c = pg("KFLEET_PG_DSN");
     char sql[1024];
     snprintf(
         sql, sizeof(sql),
@@ -435,15 +446,33 @@ static void kill9_is_exactly_once(void **state)
         "CREATE FUNCTION \"%s_count\"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
         "UPDATE \"%s_updates\" SET n = n + 1; RETURN NEW; END $$;"
         "CREATE TRIGGER t BEFORE UPDATE ON \"%s\" FOR EACH ROW EXECUTE FUNCTION \"%s_count\"()",
-        f.table, f.table, f.table, f.table, f.table, f.table, f.table);
+        table, table, table, table, table, table, table);
     pg_exec(c, sql);
-    const int n = 30000;
-    for (int id = 1; id <= n; id++) {
+}
+
+/* Inserts ids from..to with qty = id. */
+static void emit_inserts(fx *f, int from, int to)
+{
+    for (int id = from; id <= to; id++) {
         char q[24];
         snprintf(q, sizeof(q), "%d", id);
         const char *vals[2] = {"row", q};
-        emit(&f, KF_OP_CREATE, id, vals);
+        emit(f, KF_OP_CREATE, id, vals);
     }
+}
+
+/* Insert-only stream into a table whose trigger counts updates: a change applied twice would
+ * be an ON CONFLICT update. Kill -9 the worker repeatedly while it loads. */
+static void kill9_is_exactly_once(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "kill", ORDERS, 3);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char sql[1024];
+    create_counted_table(c, f.table);
+    const int n = 30000;
+    emit_inserts(&f, 1, n);
     fx_flush(&f);
     const char *extra[] = {"sink.batch.size=50", NULL};
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
@@ -666,11 +695,546 @@ static void injection_is_harmless(void **state)
     fx_free(&f);
 }
 
+/* Values that do not convert become null, each logged in kfleet_meta.error_log, and the
+ * record is applied: those the sink recognizes itself (a malformed uuid, a date Postgres
+ * cannot hold) and those only Postgres' input functions refuse (json, timestamptz text). */
+static void unconvertible_values_become_null(void **state)
+{
+    (void)state;
+    static const col_spec cols[] = {
+        {"id", "bigint", false, 1}, {"u", "uuid", true, 0},         {"d", "date", true, 0},
+        {"doc", "jsonb", true, 0},  {"ts", "timestamptz", true, 0}, {"n", "text", true, 0},
+    };
+    fx f;
+    fx_init(&f, "conv_err", cols, 6);
+    const char *good_u = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", *good_ts = "2024-01-02T03:04:05Z";
+    const char *rows[][5] = {
+        {good_u, "19000", "{\"a\": 1}", good_ts, "ok"},
+        {"not-a-uuid", "19000", "{\"a\": 2}", good_ts, "ok"},
+        {good_u, "2147000000", "{\"a\": 3}", good_ts, "ok"},
+        {good_u, "19000", "{broken", good_ts, "ok"},
+        {good_u, "19000", "{\"a\": 5}", "not a time at all", "ok"},
+        {"{zz}", "19000", "[1, 2", good_ts, "ok"},
+        {good_u, "19000", "{\"a\": 7}", good_ts, "ok"},
+    };
+    for (int i = 0; i < 7; i++)
+        emit(&f, KF_OP_CREATE, i + 1, rows[i]);
+    fx_flush(&f);
+    pid_t pid = sink_start(&f, NULL);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(id || ':' || (u IS NULL)::int || (d IS NULL)::int || "
+             "(doc IS NULL)::int || (ts IS NULL)::int || n, ',' ORDER BY id) FROM \"%s\"",
+             f.table);
+    wait_for(c, sql, "1:0000ok,2:1000ok,3:0100ok,4:0010ok,5:0001ok,6:1010ok,7:0000ok");
+    /* six values in five records; which partition a record went to does not matter */
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM "
+             "kfleet_meta.error_log WHERE table_name = '%s'",
+             f.table);
+    wait_for(c, sql, "d,doc,doc,ts,u,u");
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM kfleet_meta.error_log WHERE table_name = '%s' AND ("
+             "(column_name = 'u' AND error LIKE '%%invalid input syntax for type uuid%%') OR "
+             "(column_name = 'd' AND error LIKE '%%date out of range%%') OR "
+             "(column_name = 'doc' AND error LIKE '%%json%%') OR "
+             "(column_name = 'ts' AND error LIKE '%%timestamp%%'))",
+             f.table);
+    wait_for(c, sql, "6");
+    /* nothing went to the dead-letter queue */
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT dlq_records FROM kfleet_meta.sync_runs WHERE group_id = '%s' ORDER BY id "
+             "DESC",
+             f.group);
+    wait_for(c, sql, "0");
+    PQfinish(c);
+    fx_free(&f);
+}
+
+/* Restarts the stack's Postgres (pg_ctl restart -m fast, as the data directory's owner) and
+ * keeps the stack's pid file pointing at the new server. */
+static void restart_postgres(void)
+{
+    PGconn *admin = pg("KFLEET_PG_ADMIN_DSN");
+    char dir[1024], path[1200], line[64], exe[1024];
+    pg_value(admin, "SHOW data_directory", dir, sizeof(dir));
+    PQfinish(admin);
+    assert_true(dir[0] != '\0');
+    snprintf(path, sizeof(path), "%s/postmaster.pid", dir);
+    FILE *pf = fopen(path, "r");
+    assert_non_null(pf);
+    assert_non_null(fgets(line, sizeof(line), pf));
+    fclose(pf);
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/%ld/exe", atol(line));
+    ssize_t n = readlink(proc, exe, sizeof(exe) - 1);
+    if (n <= 0)
+        fail_msg("could not find the server's binary from %s", proc);
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    char as_owner[128] = "";
+    if (geteuid() == 0 && st.st_uid != 0) {
+        struct passwd *pw = getpwuid(st.st_uid);
+        assert_non_null(pw);
+        snprintf(as_owner, sizeof(as_owner), "runuser -u %s -- ", pw->pw_name);
+    }
+    const char *state_dir = getenv("KFLEET_STATE");
+    char log[1024] = "/dev/null";
+    if (state_dir && *state_dir)
+        snprintf(log, sizeof(log), "%s/log/postgres.log", state_dir);
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd),
+             "cd / && %s'%s/pg_ctl' restart -D '%s' -m fast -w -t 60 -s >>'%s' 2>&1", as_owner, exe,
+             dir, log);
+    if (system(cmd) != 0)
+        fail_msg("could not restart Postgres: %s", cmd);
+    pf = fopen(path, "r");
+    assert_non_null(pf);
+    assert_non_null(fgets(line, sizeof(line), pf));
+    fclose(pf);
+    if (state_dir && *state_dir) {
+        snprintf(path, sizeof(path), "%s/run/postgres.pid", state_dir);
+        if (access(path, F_OK) == 0) {
+            FILE *sp = fopen(path, "w");
+            assert_non_null(sp);
+            fprintf(sp, "%ld\n", atol(line));
+            fclose(sp);
+        }
+    }
+}
+
+/* A real server restart (fast shutdown) in the middle of the stream loses nothing. */
+static void postgres_restart_loses_nothing(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "restart", ORDERS, 3);
+    static model m;
+    memset(&m, 0, sizeof(m));
+    produce_mix(&f, &m, 300, 8000, 21);
+    fx_flush(&f);
+    const char *extra[] = {"sink.batch.size=100", "sink.retry.backoff.max=1s", NULL};
+    pid_t pid = sink_start(&f, extra);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char sql[512], got[64];
+    snprintf(sql, sizeof(sql),
+             "SELECT coalesce(sum(next_offset), 0) FROM kfleet_meta.sync_markers WHERE group_id "
+             "= '%s'",
+             f.group);
+    for (int waited = 0; waited < WAIT_MS; waited += 20) {
+        pg_value(c, sql, got, sizeof(got));
+        if (atol(got) > 0)
+            break;
+        usleep(20000);
+    }
+    PQfinish(c);
+    restart_postgres();
+    c = pg("KFLEET_PG_DSN");
+    pg_value(c, sql, got, sizeof(got));
+    fprintf(stderr, "restarted Postgres after %s of 9600 messages\n", got);
+    produce_mix(&f, &m, 300, 1000, 22);
+    fx_flush(&f);
+    char expect[64];
+    model_digest(&m, expect, sizeof(expect));
+    digest_sql(f.table, "", sql, sizeof(sql));
+    wait_for(c, sql, expect);
+    check_names(c, &f, &m, "");
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    PQfinish(c);
+    fx_free(&f);
+}
+
+/* Two workers in one group: the second joins mid-stream, the first leaves mid-stream; every
+ * change is applied exactly once (the trigger counts updates) and both did part of it. */
+static void two_workers_share_a_group(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "pair", ORDERS, 3);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    create_counted_table(c, f.table);
+    const int n = 12000, more = 2000;
+    emit_inserts(&f, 1, n);
+    fx_flush(&f);
+    const char *extra[] = {"sink.batch.size=50", NULL};
+    char sql[512], got[64] = "0";
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
+    pid_t a = sink_start(&f, extra);
+    for (int waited = 0; waited < WAIT_MS && atol(got) < n / 4; waited += 10) {
+        pg_value(c, sql, got, sizeof(got));
+        usleep(10000);
+    }
+    pid_t b = sink_start(&f, extra);
+    for (int waited = 0; waited < WAIT_MS && atol(got) < n / 2; waited += 10) {
+        pg_value(c, sql, got, sizeof(got));
+        usleep(10000);
+    }
+    assert_int_equal(sink_stop(a, SIGTERM), 0);
+    pg_value(c, sql, got, sizeof(got));
+    fprintf(stderr, "first worker left after %s of %d rows\n", got, n);
+    emit_inserts(&f, n + 1, n + more);
+    fx_flush(&f);
+    char expect[64];
+    snprintf(expect, sizeof(expect), "%d", n + more);
+    wait_for(c, sql, expect);
+    snprintf(sql, sizeof(sql), "SELECT n FROM \"%s_updates\"", f.table);
+    pg_value(c, sql, got, sizeof(got));
+    assert_string_equal(got, "0");
+    snprintf(sql, sizeof(sql), "SELECT sum(qty) FROM \"%s\"", f.table);
+    pg_value(c, sql, got, sizeof(got));
+    assert_int_equal(atoll(got), (long long)(n + more) * (n + more + 1) / 2);
+    assert_int_equal(sink_stop(b, SIGTERM), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) || '|' || sum(rows_upserted) FROM kfleet_meta.sync_runs WHERE "
+             "group_id = '%s' AND status = 'stopped' AND rows_upserted > 0",
+             f.group);
+    snprintf(expect, sizeof(expect), "2|%d", n + more);
+    wait_for(c, sql, expect);
+    PQfinish(c);
+    fx_free(&f);
+}
+
+/* ---- a topic written the way Debezium's Postgres connector writes it ---- */
+
+static const char DBZ_KEY[] =
+    "{\"type\":\"record\",\"name\":\"Key\",\"namespace\":\"dbserver1.inventory.customers\","
+    "\"fields\":[{\"name\":\"id\",\"type\":\"int\"}],"
+    "\"connect.name\":\"dbserver1.inventory.customers.Key\"}";
+
+static const char DBZ_ENVELOPE[] =
+    "{\"type\":\"record\",\"name\":\"Envelope\",\"namespace\":\"dbserver1.inventory.customers\","
+    "\"fields\":["
+    "{\"name\":\"before\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"Value\",\"fields\":["
+    "{\"name\":\"id\",\"type\":\"int\"},"
+    "{\"name\":\"first_name\",\"type\":\"string\"},"
+    "{\"name\":\"last_name\",\"type\":\"string\"},"
+    "{\"name\":\"email\",\"type\":\"string\"},"
+    "{\"name\":\"balance\",\"type\":[\"null\",{\"type\":\"bytes\",\"scale\":2,\"precision\":10,"
+    "\"connect.version\":1,\"connect.parameters\":{\"scale\":\"2\","
+    "\"connect.decimal.precision\":\"10\"},\"connect.name\":"
+    "\"org.apache.kafka.connect.data.Decimal\",\"logicalType\":\"decimal\"}],\"default\":null},"
+    "{\"name\":\"created_at\",\"type\":[\"null\",{\"type\":\"long\",\"connect.version\":1,"
+    "\"connect.name\":\"io.debezium.time.MicroTimestamp\"}],\"default\":null},"
+    "{\"name\":\"active\",\"type\":[\"null\",\"boolean\"],\"default\":null}],"
+    "\"connect.name\":\"dbserver1.inventory.customers.Value\"}],\"default\":null},"
+    "{\"name\":\"after\",\"type\":[\"null\",\"Value\"],\"default\":null},"
+    "{\"name\":\"source\",\"type\":{\"type\":\"record\",\"name\":\"Source\",\"namespace\":"
+    "\"io.debezium.connector.postgresql\",\"fields\":["
+    "{\"name\":\"version\",\"type\":\"string\"},"
+    "{\"name\":\"connector\",\"type\":\"string\"},"
+    "{\"name\":\"name\",\"type\":\"string\"},"
+    "{\"name\":\"ts_ms\",\"type\":\"long\"},"
+    "{\"name\":\"snapshot\",\"type\":[{\"type\":\"string\",\"connect.version\":1,"
+    "\"connect.parameters\":{\"allowed\":\"true,first,first_in_data_collection,"
+    "last_in_data_collection,last,false,incremental\"},\"connect.default\":\"false\","
+    "\"connect.name\":\"io.debezium.data.Enum\"},\"null\"],\"default\":\"false\"},"
+    "{\"name\":\"db\",\"type\":\"string\"},"
+    "{\"name\":\"sequence\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"ts_us\",\"type\":[\"null\",\"long\"],\"default\":null},"
+    "{\"name\":\"ts_ns\",\"type\":[\"null\",\"long\"],\"default\":null},"
+    "{\"name\":\"schema\",\"type\":\"string\"},"
+    "{\"name\":\"table\",\"type\":\"string\"},"
+    "{\"name\":\"txId\",\"type\":[\"null\",\"long\"],\"default\":null},"
+    "{\"name\":\"lsn\",\"type\":[\"null\",\"long\"],\"default\":null},"
+    "{\"name\":\"xmin\",\"type\":[\"null\",\"long\"],\"default\":null}],"
+    "\"connect.name\":\"io.debezium.connector.postgresql.Source\"}},"
+    "{\"name\":\"transaction\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"block\","
+    "\"namespace\":\"event\",\"fields\":[{\"name\":\"id\",\"type\":\"string\"},"
+    "{\"name\":\"total_order\",\"type\":\"long\"},"
+    "{\"name\":\"data_collection_order\",\"type\":\"long\"}],\"connect.version\":1,"
+    "\"connect.name\":\"event.block\"}],\"default\":null},"
+    "{\"name\":\"op\",\"type\":\"string\"},"
+    "{\"name\":\"ts_ms\",\"type\":[\"null\",\"long\"],\"default\":null},"
+    "{\"name\":\"ts_us\",\"type\":[\"null\",\"long\"],\"default\":null},"
+    "{\"name\":\"ts_ns\",\"type\":[\"null\",\"long\"],\"default\":null}],"
+    "\"connect.version\":2,\"connect.name\":\"dbserver1.inventory.customers.Envelope\"}";
+
+#define DBZ_NULL LONG_MIN
+
+typedef struct dbz_row {
+    int id;
+    const char *first, *last, *email;
+    long balance_cents; /* DBZ_NULL: null */
+    int64_t created_us;
+    bool active;
+} dbz_row;
+
+static avro_value_t avro_field(avro_value_t *rec, const char *name)
+{
+    avro_value_t f = {NULL, NULL};
+    if (avro_value_get_by_name(rec, name, &f, NULL) != 0)
+        fail_msg("no field %s: %s", name, avro_strerror());
+    return f;
+}
+
+/* Sets a ["null", T] union field to its T branch and returns it. */
+static avro_value_t avro_some(avro_value_t *rec, const char *name)
+{
+    avro_value_t f = avro_field(rec, name), b = {NULL, NULL};
+    assert_int_equal(avro_value_set_branch(&f, 1, &b), 0);
+    return b;
+}
+
+static void avro_none(avro_value_t *rec, const char *name)
+{
+    avro_value_t f = avro_field(rec, name), b = {NULL, NULL};
+    assert_int_equal(avro_value_set_branch(&f, 0, &b), 0);
+    assert_int_equal(avro_value_set_null(&b), 0);
+}
+
+static void avro_str(avro_value_t *rec, const char *name, const char *v)
+{
+    avro_value_t f = avro_field(rec, name);
+    assert_int_equal(avro_value_set_string(&f, v), 0);
+}
+
+static void avro_long(avro_value_t *rec, const char *name, int64_t v)
+{
+    avro_value_t f = avro_field(rec, name);
+    assert_int_equal(avro_value_set_long(&f, v), 0);
+}
+
+static void dbz_row_set(avro_value_t *env, const char *side, const dbz_row *r)
+{
+    if (!r) {
+        avro_none(env, side);
+        return;
+    }
+    avro_value_t v = avro_some(env, side), f = {NULL, NULL};
+    f = avro_field(&v, "id");
+    assert_int_equal(avro_value_set_int(&f, r->id), 0);
+    avro_str(&v, "first_name", r->first);
+    avro_str(&v, "last_name", r->last);
+    avro_str(&v, "email", r->email);
+    if (r->balance_cents == DBZ_NULL) {
+        avro_none(&v, "balance");
+    } else {
+        /* big-endian two's complement of the unscaled value */
+        uint8_t be[8];
+        for (int i = 0; i < 8; i++)
+            be[i] = (uint8_t)((uint64_t)r->balance_cents >> (56 - 8 * i));
+        size_t skip = 0;
+        while (skip < 7 && be[skip] == 0 && !(be[skip + 1] & 0x80))
+            skip++;
+        f = avro_some(&v, "balance");
+        assert_int_equal(avro_value_set_bytes(&f, be + skip, 8 - skip), 0);
+    }
+    f = avro_some(&v, "created_at");
+    assert_int_equal(avro_value_set_long(&f, r->created_us), 0);
+    f = avro_some(&v, "active");
+    assert_int_equal(avro_value_set_boolean(&f, r->active), 0);
+}
+
+/* Writes value in the Confluent wire format (magic 0, schema id) into out. */
+static void wire_encode(avro_value_t *value, int32_t id, kf_buf *out)
+{
+    size_t size;
+    assert_int_equal(avro_value_sizeof(value, &size), 0);
+    out->len = 0;
+    assert_int_equal(kf_buf_reserve(out, size + 5), KF_OK);
+    out->data[0] = 0;
+    out->data[1] = (uint8_t)((uint32_t)id >> 24);
+    out->data[2] = (uint8_t)((uint32_t)id >> 16);
+    out->data[3] = (uint8_t)((uint32_t)id >> 8);
+    out->data[4] = (uint8_t)id;
+    avro_writer_t w = avro_writer_memory((char *)out->data + 5, (int64_t)size);
+    assert_int_equal(avro_value_write(w, value), 0);
+    avro_writer_free(w);
+    out->len = size + 5;
+}
+
+typedef struct dbz {
+    avro_schema_t ks, vs;
+    avro_value_iface_t *ki, *vi;
+    avro_value_t key, env;
+    int32_t kid, vid;
+    int64_t lsn;
+} dbz;
+
+/* One Debezium change event (and, for a delete, its tombstone) for id. */
+static void dbz_emit(fx *f, dbz *d, const char *op, int id, const dbz_row *before,
+                     const dbz_row *after, const char *snapshot, int64_t txid)
+{
+    avro_value_reset(&d->key);
+    avro_value_t k = avro_field(&d->key, "id");
+    assert_int_equal(avro_value_set_int(&k, id), 0);
+    wire_encode(&d->key, d->kid, &f->key);
+
+    avro_value_reset(&d->env);
+    dbz_row_set(&d->env, "before", before);
+    dbz_row_set(&d->env, "after", after);
+    int64_t ts_ms = 1709528767000 + d->lsn;
+    avro_value_t src = avro_field(&d->env, "source"), b = {NULL, NULL};
+    avro_str(&src, "version", "2.7.3.Final");
+    avro_str(&src, "connector", "postgresql");
+    avro_str(&src, "name", "dbserver1");
+    avro_long(&src, "ts_ms", ts_ms);
+    avro_value_t snap = avro_field(&src, "snapshot");
+    assert_int_equal(avro_value_set_branch(&snap, 0, &b), 0);
+    assert_int_equal(avro_value_set_string(&b, snapshot), 0);
+    avro_str(&src, "db", "postgres");
+    char seq[64];
+    snprintf(seq, sizeof(seq), "[\"%" PRId64 "\",\"%" PRId64 "\"]", 33000000 + d->lsn - 8,
+             33000000 + d->lsn);
+    b = avro_some(&src, "sequence");
+    assert_int_equal(avro_value_set_string(&b, seq), 0);
+    b = avro_some(&src, "ts_us");
+    assert_int_equal(avro_value_set_long(&b, ts_ms * 1000), 0);
+    b = avro_some(&src, "ts_ns");
+    assert_int_equal(avro_value_set_long(&b, ts_ms * 1000000), 0);
+    avro_str(&src, "schema", "inventory");
+    avro_str(&src, "table", "customers");
+    b = avro_some(&src, "txId");
+    assert_int_equal(avro_value_set_long(&b, txid), 0);
+    b = avro_some(&src, "lsn");
+    assert_int_equal(avro_value_set_long(&b, 33000000 + d->lsn), 0);
+    avro_none(&src, "xmin");
+    if (strcmp(op, "r") == 0) {
+        avro_none(&d->env, "transaction");
+    } else {
+        avro_value_t tx = avro_some(&d->env, "transaction");
+        char txt[64];
+        snprintf(txt, sizeof(txt), "%" PRId64 ":%" PRId64, txid, 33000000 + d->lsn);
+        avro_str(&tx, "id", txt);
+        avro_long(&tx, "total_order", 1);
+        avro_long(&tx, "data_collection_order", 1);
+    }
+    avro_str(&d->env, "op", op);
+    b = avro_some(&d->env, "ts_ms");
+    assert_int_equal(avro_value_set_long(&b, ts_ms + 5), 0);
+    b = avro_some(&d->env, "ts_us");
+    assert_int_equal(avro_value_set_long(&b, (ts_ms + 5) * 1000), 0);
+    b = avro_some(&d->env, "ts_ns");
+    assert_int_equal(avro_value_set_long(&b, (ts_ms + 5) * 1000000), 0);
+    wire_encode(&d->env, d->vid, &f->val);
+    d->lsn += 64;
+    send_msg(f, true);
+    if (strcmp(op, "d") == 0)
+        send_msg(f, false);
+}
+
+/* Debezium's topic for inventory.customers (its namespaces, Source record, transaction block,
+ * Decimal bytes and MicroTimestamp), registered in the registry, lands in Postgres. The topic
+ * keeps the name Debezium gives it; every run writes the same events and loads them into a
+ * schema of its own, so earlier runs' events replayed first change nothing. */
+static void debezium_topic_is_applied(void **state)
+{
+    (void)state;
+    fx f;
+    memset(&f, 0, sizeof(f));
+    snprintf(f.topic, sizeof(f.topic), "dbserver1.inventory.customers");
+    char target[120];
+    kf_test_unique_name(target, sizeof(target), "dbz");
+    snprintf(f.group, sizeof(f.group), "g_%s", target);
+    kf_error err;
+    kf_registry_config rc = {.url = kf_test_env("KFLEET_REGISTRY_URL"), .timeout_ms = 10000};
+    f.reg = kf_registry_new(&rc, &err);
+    assert_non_null(f.reg);
+    f.serde = kf_serde_new(f.reg, &err);
+    assert_non_null(f.serde);
+    const char *kv[] = {"bootstrap.servers", kf_test_env("KFLEET_BOOTSTRAP")};
+    kf_admin *a = kf_admin_new(kv, 1, &err);
+    assert_non_null(a);
+    kf_topic_spec spec = {.name = f.topic, .partitions = 1, .replication_factor = 1};
+    if (kf_admin_create_topics(a, &spec, 1, true, 30000, &err) != KF_OK)
+        fail_msg("%s", err.message);
+    kf_admin_destroy(a);
+    f.prod = kf_producer_new(kv, 1, NULL, &err);
+    assert_non_null(f.prod);
+
+    dbz d;
+    memset(&d, 0, sizeof(d));
+    if (kf_serde_register(f.serde, "dbserver1.inventory.customers-key", DBZ_KEY, &d.kid, &err) !=
+            KF_OK ||
+        kf_serde_register(f.serde, "dbserver1.inventory.customers-value", DBZ_ENVELOPE, &d.vid,
+                          &err) != KF_OK)
+        fail_msg("%s", err.message);
+    assert_int_equal(avro_schema_from_json_length(DBZ_KEY, sizeof(DBZ_KEY) - 1, &d.ks), 0);
+    assert_int_equal(avro_schema_from_json_length(DBZ_ENVELOPE, sizeof(DBZ_ENVELOPE) - 1, &d.vs),
+                     0);
+    d.ki = avro_generic_class_from_schema(d.ks);
+    d.vi = avro_generic_class_from_schema(d.vs);
+    assert_non_null(d.ki);
+    assert_non_null(d.vi);
+    assert_int_equal(avro_generic_value_new(d.ki, &d.key), 0);
+    assert_int_equal(avro_generic_value_new(d.vi, &d.env), 0);
+
+    const int64_t t0 = INT64_C(1709528767123456);
+    dbz_row rows[] = {
+        {1001, "Sally", "Thomas", "sally.thomas@acme.com", 12345, t0, true},
+        {1002, "George", "Bailey", "gbailey@foobar.com", 0, t0 + 1, true},
+        {1003, "Edward", "Walker", "ed@walker.com", DBZ_NULL, t0 + 2, false},
+        {1004, "Anne", "Kretchmar", "annek@noanswer.org", 9999999999, t0 + 3, true},
+    };
+    dbz_emit(&f, &d, "r", 1001, NULL, &rows[0], "first", 0);
+    dbz_emit(&f, &d, "r", 1002, NULL, &rows[1], "true", 0);
+    dbz_emit(&f, &d, "r", 1003, NULL, &rows[2], "true", 0);
+    dbz_emit(&f, &d, "r", 1004, NULL, &rows[3], "last", 0);
+    dbz_row george = rows[1];
+    george.email = "george.bailey@example.com";
+    george.balance_cents = -250; /* negative balances exist: -2.50 */
+    dbz_emit(&f, &d, "u", 1002, &rows[1], &george, "false", 771);
+    dbz_emit(&f, &d, "d", 1003, &rows[2], NULL, "false", 772);
+    dbz_row ann = {1005, "Ann", "O'Neil", "ann@o-neil.ie", 100, t0 + 5, false};
+    dbz_emit(&f, &d, "c", 1005, NULL, &ann, "false", 773);
+    fx_flush(&f);
+
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char sql[1024];
+    snprintf(sql, sizeof(sql), "CREATE SCHEMA \"%s\"", target);
+    pg_exec(c, sql);
+    char set_schema[200];
+    snprintf(set_schema, sizeof(set_schema), "sink.target.schema=%s", target);
+    const char *extra[] = {set_schema, NULL};
+    pid_t pid = sink_start(&f, extra);
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(id || '|' || first_name || '|' || last_name || '|' || email || "
+             "'|' || coalesce(balance::text, 'null') || '|' || created_at || '|' || active, ',' "
+             "ORDER BY id) FROM \"%s\".customers",
+             target);
+    wait_for(c, sql,
+             "1001|Sally|Thomas|sally.thomas@acme.com|123.45|2024-03-04 05:06:07.123456|true,"
+             "1002|George|Bailey|george.bailey@example.com|-2.50|2024-03-04 05:06:07.123457|true,"
+             "1004|Anne|Kretchmar|annek@noanswer.org|99999999.99|2024-03-04 05:06:07.123459|true,"
+             "1005|Ann|O'Neil|ann@o-neil.ie|1.00|2024-03-04 05:06:07.123461|false");
+    /* the table was created from the Debezium schema: its types and key */
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(column_name || ':' || data_type, ',' ORDER BY ordinal_position) "
+             "FROM information_schema.columns WHERE table_schema = '%s' AND table_name = "
+             "'customers'",
+             target);
+    wait_for(c, sql,
+             "id:integer,first_name:text,last_name:text,email:text,balance:numeric,"
+             "created_at:timestamp without time zone,active:boolean");
+    snprintf(sql, sizeof(sql),
+             "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = "
+             "'\"%s\".customers'::regclass AND contype = 'p'",
+             target);
+    wait_for(c, sql, "PRIMARY KEY (id)");
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    snprintf(sql, sizeof(sql), "SET client_min_messages = warning; DROP SCHEMA \"%s\" CASCADE",
+             target);
+    pg_exec(c, sql);
+    PQfinish(c);
+    avro_value_decref(&d.key);
+    avro_value_decref(&d.env);
+    avro_value_iface_decref(d.ki);
+    avro_value_iface_decref(d.vi);
+    avro_schema_decref(d.ks);
+    avro_schema_decref(d.vs);
+    fx_free(&f);
+}
+
 static int kill_leftover(void **state)
 {
     (void)state;
-    if (running_child > 0)
-        sink_stop(running_child, SIGKILL);
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (running_children[i] > 0)
+            sink_stop(running_children[i], SIGKILL);
     return 0;
 }
 
@@ -684,6 +1248,10 @@ int main(void)
         cmocka_unit_test_teardown(injection_is_harmless, kill_leftover),
         cmocka_unit_test_teardown(postgres_disconnects_lose_nothing, kill_leftover),
         cmocka_unit_test_teardown(kill9_is_exactly_once, kill_leftover),
+        cmocka_unit_test_teardown(unconvertible_values_become_null, kill_leftover),
+        cmocka_unit_test_teardown(postgres_restart_loses_nothing, kill_leftover),
+        cmocka_unit_test_teardown(two_workers_share_a_group, kill_leftover),
+        cmocka_unit_test_teardown(debezium_topic_is_applied, kill_leftover),
     };
     /* KFLEET_TEST_FILTER=name runs one test while developing */
     if (getenv("KFLEET_TEST_FILTER"))

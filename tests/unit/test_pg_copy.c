@@ -192,14 +192,100 @@ static void cells_append_to_a_row(void **state)
     kf_buf_free(&b);
 }
 
+/* Values only Postgres' input functions would refuse are refused here, so the sink can store
+ * null for them (and log it) instead of losing the whole record. */
+static void expect_refused(const kf_column *col, const kf_cell *cell, const char *fragment)
+{
+    kf_buf b;
+    kf_buf_init(&b);
+    kf_error err;
+    assert_int_equal(kf_pg_copy_cell(&b, col, cell, &err), KF_ERR_INVALID);
+    assert_int_equal(b.len, 0);
+    assert_non_null(strstr(err.message, fragment));
+    kf_buf_free(&b);
+}
+
+static kf_cell str_cell(const char *s)
+{
+    kf_cell c = {.kind = KF_CELL_STRING};
+    c.v.s.ptr = s;
+    c.v.s.len = strlen(s);
+    return c;
+}
+
+static void uuids_are_checked(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",    "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+        "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",  "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+        "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11", "{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}"};
+    static const char *const bad[] = {"",
+                                      "not-a-uuid",
+                                      "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+                                      "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a111",
+                                      "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g",
+                                      "a0eeb-c99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                                      "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11",
+                                      "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-",
+                                      "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                                      "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+                                      " a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"};
+    kf_column c = col_of(KF_COL_UUID);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_true(kf_pg_uuid_valid(good[i], strlen(good[i])));
+        kf_cell cell = str_cell(good[i]);
+        expect_cell(&c, &cell, good[i]);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(kf_pg_uuid_valid(bad[i], strlen(bad[i])));
+        kf_cell cell = str_cell(bad[i]);
+        expect_refused(&c, &cell, "invalid input syntax for type uuid");
+    }
+    /* a text column takes anything */
+    kf_column t = col_of(KF_COL_TEXT);
+    kf_cell cell = str_cell("not-a-uuid");
+    expect_cell(&t, &cell, "not-a-uuid");
+}
+
+static void dates_and_timestamps_outside_postgres_range(void **state)
+{
+    (void)state;
+    kf_column d = col_of(KF_COL_DATE);
+    kf_cell first = int_cell(-2440588), last = int_cell(2145042905);
+    expect_cell(&d, &first, "4714-11-24 BC");
+    expect_cell(&d, &last, "5874897-12-31");
+    kf_cell before = int_cell(-2440589), after = int_cell(2145042906);
+    expect_refused(&d, &before, "date out of range");
+    expect_refused(&d, &after, "date out of range");
+    kf_cell huge = int_cell(INT64_MAX);
+    expect_refused(&d, &huge, "date out of range");
+    kf_column ts = col_of(KF_COL_TIMESTAMP);
+    kf_cell ts_first = int_cell(INT64_C(-210866803200000000));
+    expect_cell(&ts, &ts_first, "4714-11-24 00:00:00.000000 BC");
+    kf_cell ts_before = int_cell(INT64_C(-210866803200000001));
+    expect_refused(&ts, &ts_before, "timestamp out of range");
+    kf_cell ts_max = int_cell(INT64_MAX);
+    expect_cell(&ts, &ts_max, "294247-01-10 04:00:54.775807");
+    ts.time_precision = 3;
+    kf_cell ms_before = int_cell(INT64_C(-210866803200001));
+    expect_refused(&ts, &ms_before, "timestamp out of range");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(escapes_control_characters), cmocka_unit_test(nul_bytes_are_refused),
-        cmocka_unit_test(integers_and_booleans),      cmocka_unit_test(dates_are_iso),
-        cmocka_unit_test(timestamps_in_every_unit),   cmocka_unit_test(doubles_round_trip),
-        cmocka_unit_test(decimals_and_bytes),         cmocka_unit_test(wrong_kind_is_refused),
+        cmocka_unit_test(escapes_control_characters),
+        cmocka_unit_test(nul_bytes_are_refused),
+        cmocka_unit_test(integers_and_booleans),
+        cmocka_unit_test(dates_are_iso),
+        cmocka_unit_test(timestamps_in_every_unit),
+        cmocka_unit_test(doubles_round_trip),
+        cmocka_unit_test(decimals_and_bytes),
+        cmocka_unit_test(wrong_kind_is_refused),
         cmocka_unit_test(cells_append_to_a_row),
+        cmocka_unit_test(uuids_are_checked),
+        cmocka_unit_test(dates_and_timestamps_outside_postgres_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,9 @@
 #include "kfleet/pg.h"
 #include "sink.h"
 
+/* batches that go the staging way after a straight COPY met a key that existed */
+#define FAST_SKIP_BATCHES 32
+
 #define GROW_ERR(rc, err) kf_error_set((err), (rc), false, "could not grow a buffer")
 
 static const kf_cell null_cell = {.kind = KF_CELL_NULL};
@@ -99,6 +102,7 @@ static void clear_batch(sink_table *t)
     t->rows.len = 0;
     t->nparts = 0;
     t->truncate = false;
+    t->has_del = false;
     t->errors.len = 0;
     t->nerrors = 0;
     memset(t->hash, 0xff, t->hash_cap * sizeof(*t->hash));
@@ -202,6 +206,7 @@ static int encode_line(sink *s, sink_table *t, const rd_kafka_message_t *msg,
         *keylen = t->rows.len - start;
     if ((rc = kf_pg_buf_puts(&t->rows, del ? "\tt\n" : "\tf\n")) < 0)
         return GROW_ERR(rc, err);
+    t->has_del |= del;
     return KF_OK;
 }
 
@@ -255,52 +260,164 @@ static bool is_data_error(const char *state)
     return kf_pg_classify(state) == KF_PG_DATA;
 }
 
+/* The staging position of the column a COPY error's context names ("COPY kf_stage_0, line 3,
+ * column qty: ..."), and the line; -1 when the context names no column of the staging table. */
+static int copy_error_at(const sink_table *t, const char *context, unsigned long *line)
+{
+    /* the COPY line of the context; others come first (json's "JSON data, line 1: ...") */
+    const char *copy = context;
+    while (copy && strncmp(copy, "COPY ", 5) != 0) {
+        copy = strchr(copy, '\n');
+        if (copy)
+            copy++;
+    }
+    const char *at = copy ? strstr(copy, ", line ") : NULL;
+    if (!at)
+        return -1;
+    char *end;
+    *line = strtoul(at + 7, &end, 10);
+    if (*line == 0 || strncmp(end, ", column ", 9) != 0)
+        return -1;
+    const char *name = end + 9;
+    int best = -1;
+    size_t best_len = 0;
+    for (size_t p = 0; p < t->ncols; p++) {
+        const char *col = kf_table_column(t->target, (size_t)t->stage_col[p])->name;
+        size_t n = strlen(col);
+        if (n > best_len && strncmp(name, col, n) == 0 && (name[n] == ':' || name[n] == '\0')) {
+            best = (int)p;
+            best_len = n;
+        }
+    }
+    return best;
+}
+
+/* Rewrites the COPY line of r with field p null (appending the new line to the row buffer). */
+static int null_field(sink_table *t, sink_rec *r, size_t p, kf_error *err)
+{
+    int rc = kf_buf_reserve(&t->rows, t->rows.len + r->len + 3);
+    if (rc < 0)
+        return GROW_ERR(rc, err);
+    const char *line = (const char *)t->rows.data + r->off;
+    size_t from = 0;
+    for (size_t k = 0; k < p; k++)
+        from = (size_t)((const char *)memchr(line + from, '\t', r->len - from) - line) + 1;
+    const char *tab = memchr(line + from, '\t', r->len - from);
+    size_t to = tab ? (size_t)(tab - line) : r->len - 1;
+    size_t off = t->rows.len;
+    if ((rc = kf_pg_buf_append(&t->rows, line, from)) < 0 ||
+        (rc = kf_pg_buf_append(&t->rows, "\\N", 2)) < 0 ||
+        (rc = kf_pg_buf_append(&t->rows, (const char *)t->rows.data + r->off + to, r->len - to)) <
+            0)
+        return GROW_ERR(rc, err);
+    r->off = off;
+    r->len = t->rows.len - off;
+    return KF_OK;
+}
+
+/* A COPY into staging failed on a value Postgres refused to convert (class 22, with the line
+ * and column in the error's context): a non-key value becomes null (logged, counted in
+ * error_log); a key value sends its record to the DLQ. Returns 1 when the record was fixed
+ * or quarantined, so the COPY can run again, 0 when the error is not of that kind. */
+static int fix_copy_error(sink *s, sink_table *t, const size_t *idx, size_t lo, size_t hi,
+                          const PGresult *res, kf_error *err)
+{
+    const char *state = kf_pg_sqlstate(res);
+    if (strncmp(state, "22", 2) != 0)
+        return 0;
+    unsigned long line = 0;
+    int p = copy_error_at(t, PQresultErrorField(res, PG_DIAG_CONTEXT), &line);
+    if (p < 0)
+        return 0;
+    sink_rec *r = NULL;
+    unsigned long n = 0;
+    for (size_t k = lo; k < hi && !r; k++) {
+        sink_rec *c = &t->recs[idx ? idx[k] : k];
+        if (c->live && ++n == line)
+            r = c;
+    }
+    if (!r)
+        return 0;
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s (SQLSTATE %s)", primary ? primary : "value refused", state);
+    int rc;
+    if ((size_t)p < t->npk) {
+        if ((rc = quarantine(s, t, r->msg, "sink", "ConversionError", "unconvertible_key", msg,
+                             err)) < 0)
+            return rc;
+        r->live = false;
+        return 1;
+    }
+    const kf_column *dc = kf_table_column(t->target, (size_t)t->stage_col[p]);
+    if ((rc = log_conversion(s, t, r->msg, dc->name, msg, err)) < 0 ||
+        (rc = null_field(t, r, (size_t)p, err)) < 0)
+        return rc;
+    return 1;
+}
+
 /* Copies the live rows among idx[lo, hi) (all live rows when idx is NULL) into staging and runs
- * the upsert and the delete. With a savepoint the staging is emptied first and a data error
- * rolls back to the savepoint (KF_ERR_PG with *data set). */
-static int rows_step(sink *s, sink_table *t, const size_t *idx, size_t lo, size_t hi,
-                     bool savepoint, long *ups, long *dels, bool *data, kf_error *err)
+ * the upsert and the delete, under a savepoint. A value Postgres refuses to convert is fixed
+ * (fix_copy_error) and the COPY repeated. With truncate the staging table is emptied first
+ * (isolating: earlier ranges left their rows in it). Another data error rolls back to the
+ * savepoint (KF_ERR_PG with *data set). */
+static int rows_step(sink *s, sink_table *t, const size_t *idx, size_t lo, size_t hi, bool truncate,
+                     long *ups, long *dels, bool *data, kf_error *err)
 {
     char stage[32], state[8];
     snprintf(stage, sizeof(stage), "kf_stage_%zu", t->index);
     kf_buf *q = &s->sql;
-    q->len = 0;
     int rc, failed;
     bool copy;
-    *data = false;
-    if (savepoint)
-        rc =
-            kf_pg_buf_printf(q, "SAVEPOINT kf_rows; TRUNCATE %s; COPY %s FROM STDIN", stage, stage);
-    else
-        rc = kf_pg_buf_printf(q, "COPY %s FROM STDIN", stage);
-    if (rc < 0)
-        return GROW_ERR(rc, err);
     long counts[4] = {0};
-    rc = run(s, (const char *)q->data, counts, 4, &copy, &failed, state, err);
-    if (rc < 0 || !copy)
-        return rc < 0 ? rc : kf_error_set(err, KF_ERR_PG, true, "COPY did not start");
-    /* the lines are contiguous for a whole batch; send them in runs */
-    PGresult *res = NULL;
-    for (size_t k = lo; k < hi; k++) {
-        const sink_rec *r = &t->recs[idx ? idx[k] : k];
-        if (!r->live)
-            continue;
-        if (PQputCopyData(s->conn, (const char *)t->rows.data + r->off, (int)r->len) != 1) {
-            kf_pg_result_error(err, s->conn, NULL, "could not send COPY data");
-            err->retriable = true;
-            return KF_ERR_PG;
+    *data = false;
+    for (;;) {
+        q->len = 0;
+        if (truncate)
+            rc = kf_pg_buf_printf(q, "SAVEPOINT kf_rows; TRUNCATE %s; COPY %s FROM STDIN", stage,
+                                  stage);
+        else
+            rc = kf_pg_buf_printf(q, "SAVEPOINT kf_rows; COPY %s FROM STDIN", stage);
+        if (rc < 0)
+            return GROW_ERR(rc, err);
+        rc = run(s, (const char *)q->data, counts, 4, &copy, &failed, state, err);
+        if (rc < 0 || !copy)
+            return rc < 0 ? rc : kf_error_set(err, KF_ERR_PG, true, "COPY did not start");
+        PGresult *res = NULL;
+        for (size_t k = lo; k < hi; k++) {
+            const sink_rec *r = &t->recs[idx ? idx[k] : k];
+            if (!r->live)
+                continue;
+            if (PQputCopyData(s->conn, (const char *)t->rows.data + r->off, (int)r->len) != 1) {
+                kf_pg_result_error(err, s->conn, NULL, "could not send COPY data");
+                err->retriable = true;
+                return KF_ERR_PG;
+            }
         }
-    }
-    rc = kf_pg_copy_send(s->conn, "", 0, &res, err);
-    if (rc < 0) {
+        rc = kf_pg_copy_send(s->conn, "", 0, &res, err);
+        if (rc == KF_OK)
+            break;
         snprintf(state, sizeof(state), "%s", kf_pg_sqlstate(res));
+        int fixed = fix_copy_error(s, t, idx, lo, hi, res, err);
         PQclear(res);
-        goto out_failed;
+        if (fixed < 0)
+            return fixed;
+        if (fixed == 0)
+            goto out_failed;
+        if (PQstatus(s->conn) != CONNECTION_OK)
+            return kf_pg_result_error(err, s->conn, NULL, "could not copy rows");
+        PGresult *rb = PQexec(s->conn, "ROLLBACK TO SAVEPOINT kf_rows");
+        bool ok = PQresultStatus(rb) == PGRES_COMMAND_OK;
+        if (!ok)
+            kf_pg_result_error(err, s->conn, rb, "could not roll back to a savepoint");
+        PQclear(rb);
+        if (!ok)
+            return KF_ERR_PG;
     }
     q->len = 0;
     if ((rc = kf_pg_buf_puts(q, (const char *)t->sql_upsert.data)) < 0 ||
         (rc = kf_pg_buf_puts(q, (const char *)t->sql_delete.data)) < 0 ||
-        (savepoint && (rc = kf_pg_buf_puts(q, "RELEASE SAVEPOINT kf_rows;")) < 0))
+        (rc = kf_pg_buf_puts(q, "RELEASE SAVEPOINT kf_rows;")) < 0)
         return GROW_ERR(rc, err);
     rc = run(s, (const char *)q->data, counts, 4, NULL, &failed, state, err);
     if (rc < 0)
@@ -311,7 +428,7 @@ static int rows_step(sink *s, sink_table *t, const size_t *idx, size_t lo, size_
 
 out_failed:
     *data = is_data_error(state);
-    if (savepoint && *data && PQstatus(s->conn) == CONNECTION_OK) {
+    if (*data && PQstatus(s->conn) == CONNECTION_OK) {
         PGresult *rb = PQexec(s->conn, "ROLLBACK TO SAVEPOINT kf_rows");
         if (PQresultStatus(rb) != PGRES_COMMAND_OK)
             *data = false;
@@ -345,6 +462,53 @@ static int isolate(sink *s, sink_table *t, const size_t *idx, size_t lo, size_t 
     if ((rc = isolate(s, t, idx, lo, mid, ups, dels, err)) < 0)
         return rc;
     return isolate(s, t, idx, mid, hi, ups, dels, err);
+}
+
+/* A batch without deletes is first tried as a plain COPY into the destination, which is all
+ * an insert-only stream needs (no staging, no upsert). A refusal (a key that exists already, a
+ * value Postgres does not take) rolls back to the savepoint: returns 0 and the batch goes the
+ * staging way; after a key that existed the next batches go that way directly. Returns 1 when
+ * the rows are in. */
+static int fast_insert(sink *s, sink_table *t, long *ups, kf_error *err)
+{
+    int failed;
+    char state[8];
+    bool copy;
+    int rc = run(s, (const char *)t->sql_copy.data, NULL, 0, &copy, &failed, state, err);
+    if (rc < 0 || !copy)
+        return rc < 0 ? rc : kf_error_set(err, KF_ERR_PG, true, "COPY did not start");
+    long n = 0;
+    for (size_t k = 0; k < t->nrecs; k++) {
+        const sink_rec *r = &t->recs[k];
+        if (!r->live)
+            continue;
+        /* the line without its _kf_del flag ("\tf") */
+        if (PQputCopyData(s->conn, (const char *)t->rows.data + r->off, (int)r->len - 3) != 1 ||
+            PQputCopyData(s->conn, "\n", 1) != 1) {
+            kf_pg_result_error(err, s->conn, NULL, "could not send COPY data");
+            err->retriable = true;
+            return KF_ERR_PG;
+        }
+        n++;
+    }
+    PGresult *res = NULL;
+    rc = kf_pg_copy_send(s->conn, "", 0, &res, err);
+    if (rc == KF_OK) {
+        *ups += n;
+        return 1;
+    }
+    snprintf(state, sizeof(state), "%s", kf_pg_sqlstate(res));
+    PQclear(res);
+    if (!is_data_error(state) || PQstatus(s->conn) != CONNECTION_OK)
+        return rc;
+    if (strcmp(state, "23505") == 0)
+        t->fast_skip = FAST_SKIP_BATCHES;
+    PGresult *rb = PQexec(s->conn, "ROLLBACK TO SAVEPOINT kf_fast");
+    bool ok = PQresultStatus(rb) == PGRES_COMMAND_OK;
+    if (!ok)
+        rc = kf_pg_result_error(err, s->conn, rb, "could not roll back to a savepoint");
+    PQclear(rb);
+    return ok ? 0 : rc;
 }
 
 /* BEGIN, the DDL the batch needs, the staging table and a truncate. */
@@ -438,7 +602,16 @@ static int flush_table(sink *s, sink_table *t, kf_error *err)
     uint64_t dlq_before = kf_dlq_count(s->dlq);
     if ((rc = begin_step(s, t, err)) < 0)
         goto out_rollback;
-    if (live > 0) {
+    int fast = 0;
+    if (live > 0 && !t->has_del && !t->truncate) {
+        if (t->fast_skip > 0)
+            t->fast_skip--;
+        else if ((fast = fast_insert(s, t, &ups, err)) < 0) {
+            rc = fast;
+            goto out_rollback;
+        }
+    }
+    if (live > 0 && !fast) {
         rc = rows_step(s, t, NULL, 0, t->nrecs, false, &ups, &dels, &data, err);
         if (rc < 0 && data) {
             kf_log(KF_LOG_WARN, "batch refused, isolating the failing records", "table", t->name,
@@ -490,6 +663,10 @@ static int flush_table(sink *s, sink_table *t, kf_error *err)
     kf_counter_inc(t->m.deleted, (uint64_t)dels);
     s->n_upserted += (uint64_t)ups;
     s->n_deleted += (uint64_t)dels;
+    s->n_records += t->nrecs;
+    if (s->first_batch_ms == 0)
+        s->first_batch_ms = t->first_ms;
+    s->last_commit_ms = kf_retry_now_ms();
     kf_histogram_observe(t->m.duration, (double)(kf_retry_now_ms() - t0) / 1000.0);
     clear_batch(t);
     if (had_ddl) {
@@ -618,6 +795,43 @@ static int append_tombstone(sink *s, sink_table *t, rd_kafka_message_t *msg, sin
     return add_rec(t, msg, part, off, t->rows.len - off, keylen, err);
 }
 
+/* The event columns with their primary key. kfleet's value schemas mark it; Debezium's say
+ * nothing of it, the message key's schema does: then a copy of the event columns with the key
+ * record's fields as primary key, made once per value schema. NULL and err set on failure. */
+static const kf_table *keyed_table(sink *s, sink_table *t, const kf_event *ev,
+                                   const rd_kafka_message_t *msg, kf_error *err)
+{
+    if (kf_table_npk(ev->table) > 0 || !msg->key)
+        return ev->table;
+    if (t->keyed && t->keyed_src == ev->table)
+        return t->keyed;
+    const kf_table *kt;
+    const kf_cell *kc;
+    if (kf_event_reader_decode_key(s->reader, msg->key, msg->key_len, &kt, &kc, err) < 0)
+        return NULL;
+    kf_table *k = kf_table_new(kf_table_prefix(ev->table), kf_table_db(ev->table),
+                               kf_table_schema(ev->table), kf_table_name(ev->table), err);
+    if (!k)
+        return NULL;
+    for (size_t i = 0; i < kf_table_ncolumns(ev->table); i++) {
+        kf_column c = *kf_table_column(ev->table, i);
+        c.pk_order = 0;
+        for (size_t j = 0; j < kf_table_ncolumns(kt); j++)
+            if (strcmp(kf_table_column(kt, j)->name, c.name) == 0)
+                c.pk_order = (int)j + 1;
+        if (kf_table_add_column(k, &c, err) < 0) {
+            kf_table_destroy(k);
+            return NULL;
+        }
+    }
+    /* a batch holds one schema, so nothing pending is bound to the copy being replaced */
+    sink_table_unbind(t);
+    kf_table_destroy(t->keyed);
+    t->keyed = k;
+    t->keyed_src = ev->table;
+    return k;
+}
+
 static int append_event(sink *s, sink_table *t, rd_kafka_message_t *msg, sink_part *part,
                         const kf_event *ev, kf_error *err)
 {
@@ -632,7 +846,11 @@ static int append_event(sink *s, sink_table *t, rd_kafka_message_t *msg, sink_pa
         t->truncate = t->shape != NULL;
         return add_rec(t, msg, part, 0, 0, 0, err);
     }
-    if ((rc = sink_table_bind(s, t, ev->schema_id, ev->table, err)) < 0) {
+    const kf_table *cols_of = keyed_table(s, t, ev, msg, err);
+    if (!cols_of && (err->retriable || err->code == KF_ERR_NOMEM))
+        return err->code;
+    if (!cols_of || (rc = sink_table_bind(s, t, ev->schema_id, cols_of, err)) < 0) {
+        rc = cols_of ? rc : err->code;
         if (err->retriable || rc == KF_ERR_PG || rc == KF_ERR_NOMEM)
             return rc;
         if ((rc = quarantine(s, t, msg, "sink", "SchemaError", "unappliable_schema", err->message,

@@ -214,11 +214,13 @@ void sink_table_destroy(sink_table *t)
         return;
     sink_table_unbind(t);
     kf_table_destroy(t->shape);
+    kf_table_destroy(t->keyed);
     kf_buf_free(&t->sql_ddl);
     kf_buf_free(&t->sql_stage);
     kf_buf_free(&t->sql_upsert);
     kf_buf_free(&t->sql_delete);
     kf_buf_free(&t->sql_truncate);
+    kf_buf_free(&t->sql_copy);
     kf_buf_free(&t->rows);
     kf_buf_free(&t->errors);
     free(t->recs);
@@ -375,6 +377,14 @@ static int build_sql(sink *s, sink_table *t, kf_error *err)
         if ((rc = key_match(s, b, t, err)) < 0 || (rc = kf_pg_buf_puts(b, ";")) < 0)
             return rc;
     }
+
+    b = &t->sql_copy;
+    b->len = 0;
+    if ((rc = kf_pg_buf_puts(b, "SAVEPOINT kf_fast; COPY ")) < 0 ||
+        (rc = kf_pg_qualified_append(s->conn, b, s->schema, t->name, err)) < 0 ||
+        (rc = kf_pg_buf_puts(b, " (")) < 0 || (rc = col_list(s, b, t, NULL, 0, err)) < 0 ||
+        (rc = kf_pg_buf_puts(b, ") FROM STDIN")) < 0)
+        return rc < 0 && err->code ? rc : SQL_GROW_ERR(rc, err);
 
     b = &t->sql_truncate;
     b->len = 0;

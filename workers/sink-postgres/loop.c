@@ -1,5 +1,6 @@
 /* The consume -> batch -> apply loop: Kafka clients, rebalance hooks that seek to the offsets
  * Postgres holds, retries with backoff while consumption is paused, and the graceful stop. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #define MAX_FAILURES  20
 #define SEEK_TIMEOUT  10000
 #define FLUSH_TIMEOUT 30000
+#define IDLE_FLUSH_MS 50
 
 static void sleep_ms(int64_t ms)
 {
@@ -210,7 +212,9 @@ static int step(sink *s, kf_error *err)
     }
     if (rc < 0)
         return rc;
-    return sink_apply_flush_due(s, false, err);
+    bool all = s->idle_flush;
+    s->idle_flush = false;
+    return sink_apply_flush_due(s, all, err);
 }
 
 static void set_status(sink *s, bool ok, const char *reason)
@@ -219,14 +223,15 @@ static void set_status(sink *s, bool ok, const char *reason)
     kf_app_set_ready(s->app, ok, reason);
 }
 
-static void poll_some(sink *s, int wait_ms)
+/* Polls into the inbox; returns the number of messages taken (0 on timeout). */
+static int poll_some(sink *s, int wait_ms)
 {
     size_t room = s->inbox_cap - s->inbox_len;
     if (room > s->poll_max)
         room = s->poll_max;
     if (room == 0) {
         sleep_ms(wait_ms);
-        return;
+        return 0;
     }
     kf_error err;
     int n = kf_consumer_poll_batch(s->consumer, s->polled, room, wait_ms, &err);
@@ -234,11 +239,12 @@ static void poll_some(sink *s, int wait_ms)
         kf_log(KF_LOG_ERROR, "could not poll the consumer", "error", err.message, (char *)NULL);
         if (err.code == KF_ERR_FATAL)
             kf_signals_request_stop();
-        return;
+        return 0;
     }
     /* hooks inside the poll may have dropped the inbox; append after them */
     for (int k = 0; k < n; k++)
         s->inbox[s->inbox_len++] = s->polled[k];
+    return n;
 }
 
 int sink_run(sink *s, kf_error *err)
@@ -287,11 +293,17 @@ int sink_run(sink *s, kf_error *err)
             set_status(s, true, NULL);
             kf_log(KF_LOG_INFO, "applying changes again", (char *)NULL);
         }
+        /* with changes waiting in batches, a short quiet spell means the input is drained:
+         * apply them now instead of waiting for the flush interval */
         int64_t due = sink_apply_next_due_ms(s);
         int wait = due < 0 || due > 500 ? 500 : (int)due;
+        bool pending = due >= 0;
+        if (pending && wait > IDLE_FLUSH_MS)
+            wait = IDLE_FLUSH_MS;
         if (s->inbox_len > 0)
             wait = 0;
-        poll_some(s, wait);
+        if (poll_some(s, wait) == 0 && pending && wait > 0 && s->inbox_len == 0)
+            s->idle_flush = true;
     }
     /* finish the batch: a few attempts, then give up (the markers keep it safe) */
     set_status(s, false, "stopping");
@@ -309,6 +321,21 @@ int sink_run(sink *s, kf_error *err)
     if (kf_consumer_commit(s->consumer, false, &cerr) < 0)
         kf_log(KF_LOG_WARN, "could not commit Kafka offsets", "error", cerr.message, (char *)NULL);
     return rc;
+}
+
+void sink_log_summary(const sink *s)
+{
+    int64_t span = s->first_batch_ms > 0 ? s->last_commit_ms - s->first_batch_ms : 0;
+    char recs[24], ups[24], dels[24], dlq[24], ms[24], rate[32];
+    snprintf(recs, sizeof(recs), "%" PRIu64, s->n_records);
+    snprintf(ups, sizeof(ups), "%" PRIu64, s->n_upserted);
+    snprintf(dels, sizeof(dels), "%" PRIu64, s->n_deleted);
+    snprintf(dlq, sizeof(dlq), "%" PRIu64, s->n_dlq);
+    snprintf(ms, sizeof(ms), "%" PRId64, span);
+    snprintf(rate, sizeof(rate), "%.0f",
+             span > 0 ? (double)s->n_records * 1000.0 / (double)span : 0.0);
+    kf_log(KF_LOG_INFO, "run summary", "records", recs, "rows_upserted", ups, "rows_deleted", dels,
+           "dlq_records", dlq, "active_ms", ms, "records_per_s", rate, (char *)NULL);
 }
 
 void sink_table_unbind_all(sink *s)
@@ -411,8 +438,18 @@ int sink_open(sink *s, const kf_config *cfg, kf_error *err)
     s->schema = s->cfg->target_schema;
     if ((rc = register_metrics(s, err)) < 0)
         return rc;
-    static const char *const defaults[] = {"group.id", SINK_PROGRAM, "enable.auto.commit", "true"};
-    if ((rc = kf_app_kafka_kv(cfg, defaults, 2, &s->kafka, err)) < 0)
+    /* librdkafka prefetches up to 64 MB by default; the sink holds a few thousand records at
+     * a time, and 8 MB (tens of thousands of change events) keeps it fed: memory stays bounded
+     * (BENCH.md: 50 MB per worker) */
+    static const char *const defaults[] = {"group.id",
+                                           SINK_PROGRAM,
+                                           "enable.auto.commit",
+                                           "true",
+                                           "queued.max.messages.kbytes",
+                                           "8192",
+                                           "queued.min.messages",
+                                           "20000"};
+    if ((rc = kf_app_kafka_kv(cfg, defaults, 4, &s->kafka, err)) < 0)
         return rc;
     s->group = kf_app_kv_get(&s->kafka, "group.id");
     kf_app_kv pkv = {0};

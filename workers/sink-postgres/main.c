@@ -141,6 +141,7 @@ int main(int argc, char **argv)
         rc = sink_run(&s, &err);
     if (rc < 0)
         kf_log(KF_LOG_ERROR, "stopping on error", "error", err.message, (char *)NULL);
+    sink_log_summary(&s);
     sink_meta_finish(&s, rc < 0 ? "failed" : "stopped", rc < 0 ? err.message : NULL);
     sink_close(&s);
     kf_app_stop(&app);

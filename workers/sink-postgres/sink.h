@@ -91,23 +91,27 @@ struct sink_table {
     sink_metrics m;
 
     /* binding of the batch's schema to the destination */
-    int32_t bound_id;       /* value schema id the batch holds (-1: none) */
-    int bound_version;      /* shape_version the binding was made for */
-    const kf_table *ev;     /* event columns of bound_id (borrowed from the reader) */
-    kf_plan *plan;          /* plan from shape to ev (owns the pending shape) */
-    const kf_table *target; /* shape after the plan (borrowed from plan) */
-    bool creates;           /* the batch creates the table */
-    bool pk_ok;             /* every destination key column exists in the events */
-    size_t ncols;           /* staging columns (excluding _kf_del) */
-    size_t npk;             /* leading key columns of the staging order */
-    int *stage_col;         /* staging position -> target column index */
-    int *ev_col;            /* staging position -> event column index, -1 none */
-    kf_buf sql_ddl;         /* CREATE/ALTER + schema_history rows, or empty */
-    kf_buf sql_stage;       /* DROP + CREATE TEMP TABLE */
-    kf_buf sql_upsert;      /* INSERT ... ON CONFLICT */
-    kf_buf sql_delete;      /* DELETE ... USING / soft UPDATE */
-    kf_buf sql_truncate;    /* TRUNCATE / soft UPDATE of all rows */
-    int stage_gen;          /* connection generation the staging table exists in (-1 none) */
+    int32_t bound_id;          /* value schema id the batch holds (-1: none) */
+    int bound_version;         /* shape_version the binding was made for */
+    const kf_table *ev;        /* event columns of bound_id (borrowed from the reader) */
+    kf_plan *plan;             /* plan from shape to ev (owns the pending shape) */
+    const kf_table *target;    /* shape after the plan (borrowed from plan) */
+    bool creates;              /* the batch creates the table */
+    bool pk_ok;                /* every destination key column exists in the events */
+    size_t ncols;              /* staging columns (excluding _kf_del) */
+    size_t npk;                /* leading key columns of the staging order */
+    int *stage_col;            /* staging position -> target column index */
+    int *ev_col;               /* staging position -> event column index, -1 none */
+    kf_buf sql_ddl;            /* CREATE/ALTER + schema_history rows, or empty */
+    kf_buf sql_stage;          /* DROP + CREATE TEMP TABLE */
+    kf_buf sql_upsert;         /* INSERT ... ON CONFLICT */
+    kf_buf sql_delete;         /* DELETE ... USING / soft UPDATE */
+    kf_buf sql_truncate;       /* TRUNCATE / soft UPDATE of all rows */
+    kf_buf sql_copy;           /* COPY straight into the destination (batches without deletes) */
+    int fast_skip;             /* batches to go the staging way before trying COPY straight again */
+    int stage_gen;             /* connection generation the staging table exists in (-1 none) */
+    kf_table *keyed;           /* event columns with the key schema's primary key (Debezium) */
+    const kf_table *keyed_src; /* the reader's table keyed was made from */
 
     /* the batch */
     sink_rec *recs;
@@ -120,6 +124,7 @@ struct sink_table {
     size_t nparts;
     size_t cap_parts;
     bool truncate; /* a truncate precedes the rows */
+    bool has_del;  /* a delete line was appended */
     kf_buf errors; /* VALUES tuples for kfleet_meta.error_log */
     size_t nerrors;
     int64_t first_ms; /* when the first record entered the batch */
@@ -154,13 +159,17 @@ typedef struct sink {
     size_t inbox_len;
     size_t inbox_cap;
     bool need_reseek;
+    bool idle_flush; /* the input went quiet: apply every pending batch */
     kf_backoff backoff;
     bool retrying;
     int64_t retry_at_ms;
     int fail_streak;
     kf_buf sql; /* scratch */
-    /* counters for sync_runs */
+    /* counters for sync_runs and the closing log line */
     uint64_t n_upserted, n_deleted, n_dlq, n_ddl;
+    uint64_t n_records;     /* messages covered by committed batches */
+    int64_t first_batch_ms; /* when the first committed record entered its batch (0: none) */
+    int64_t last_commit_ms; /* when the last batch committed */
     /* metrics */
     kf_counter *c_upserted, *c_deleted, *c_ddl, *c_dlq, *c_conv;
     kf_histogram *h_duration;
@@ -219,5 +228,8 @@ void sink_table_unbind_all(sink *s);
 
 /* Runs until a stop signal; returns 0 or the error that ended the run. */
 int sink_run(sink *s, kf_error *err);
+/* Logs the run's totals: records applied, rows upserted/deleted, DLQ records, and the span
+ * from the first applied record entering its batch to the last commit with its rate. */
+void sink_log_summary(const sink *s);
 
 #endif

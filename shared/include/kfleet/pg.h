@@ -73,11 +73,17 @@ int kf_pg_copy_escape(kf_buf *b, const char *s, size_t len, kf_error *err);
 /* Appends one value of column col (borrowed) in COPY text form: \N for null; integers;
  * dates (days) as YYYY-MM-DD; timestamps (in the column's time_precision unit) as
  * YYYY-MM-DD HH:MM:SS.ffffff; doubles with round-trip precision (NaN, Infinity); booleans as
- * t/f; decimals as their text; bytes as \\x hex; strings escaped. A value that Postgres could
- * not store (a NUL in text, a timestamp beyond int64 microseconds, a cell kind that does not
- * fit the column) is KF_ERR_INVALID and nothing is appended. Allocation-free once b is large
- * enough. */
+ * t/f; decimals as their text; bytes as \\x hex; strings escaped. A value that Postgres would
+ * refuse is KF_ERR_INVALID with Postgres' kind of message, and nothing is appended: a NUL in
+ * text, a uuid column's text that is not a uuid, a date or timestamp outside Postgres' range
+ * (or beyond int64 microseconds), a cell kind that does not fit the column. Other text
+ * (timestamptz, jsonb, too long for a varchar) is left for Postgres to judge. Allocation-free
+ * once b is large enough. */
 int kf_pg_copy_cell(kf_buf *b, const kf_column *col, const kf_cell *cell, kf_error *err);
+
+/* True when s (len bytes) is text Postgres' uuid type accepts: 32 hex digits, optionally a
+ * hyphen after any group of four (but not at the end), optionally inside braces. */
+bool kf_pg_uuid_valid(const char *s, size_t len);
 
 /* Sends len bytes of COPY data on a connection in the COPY IN state, ends the COPY and reads
  * its result. Returns 0 or KF_ERR_PG (see kf_pg_result_error); *res_out (may be NULL) gets the
