@@ -10,80 +10,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* tests/common is not on the benchmarks' include path: reach it from this file's folder */
+#include "kf_test_alloc.h"
+#include "kf_test_table.h"
 #include "kfleet/event.h"
 #include "kfleet/wire.h"
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BENCH_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define BENCH_ASAN 1
-#endif
-
-/* ---- allocation counting ---- */
-
-static volatile unsigned long long n_allocs;
-
-#ifdef BENCH_ASAN
-#include <sanitizer/allocator_interface.h>
-
-static void count_malloc(const volatile void *p, size_t size)
-{
-    (void)p;
-    (void)size;
-    n_allocs++;
-}
-
-static void count_free(const volatile void *p)
-{
-    (void)p;
-}
-
-static void counting_start(void)
-{
-    __sanitizer_install_malloc_and_free_hooks(count_malloc, count_free);
-}
-#else
-/* The executable's own malloc family wins symbol resolution over the C library's for every
- * library in the process (avro-c included); each forwards to glibc and counts. */
-void *__libc_malloc(size_t size);
-void *__libc_calloc(size_t n, size_t size);
-void *__libc_realloc(void *p, size_t size);
-void __libc_free(void *p);
-void *malloc(size_t size);
-void *calloc(size_t n, size_t size);
-void *realloc(void *p, size_t size);
-void free(void *p);
-
-void *malloc(size_t size)
-{
-    n_allocs++;
-    return __libc_malloc(size);
-}
-
-void *calloc(size_t n, size_t size)
-{
-    n_allocs++;
-    return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t size)
-{
-    n_allocs++;
-    return __libc_realloc(p, size);
-}
-
-void free(void *p)
-{
-    __libc_free(p);
-}
-
-static void counting_start(void)
-{
-}
-#endif
 
 /* ---- workload ---- */
 
@@ -106,12 +37,7 @@ enum {
     C_NOTE
 };
 
-static const struct {
-    const char *name;
-    const char *type;
-    bool nullable;
-    int pk;
-} columns[] = {
+static const kf_test_column columns[] = {
     {"id", "bigint", false, 1},
     {"tenant", "int", false, 0},
     {"sku", "varchar(32)", false, 0},
@@ -196,28 +122,13 @@ static int build_event(ctx *c, const sample *s, kf_op op, kf_error *err)
 static void setup(ctx *c)
 {
     kf_error err;
-    c->table = kf_table_new("kfleet", "shop", "public", "orders", &err);
+    c->table = kf_test_table_new("kfleet", "shop", "public", "orders", columns,
+                                 sizeof(columns) / sizeof(columns[0]), &err);
     if (!c->table)
         die("table", &err);
-    for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++) {
-        kf_column col;
-        memset(&col, 0, sizeof(col));
-        col.name = columns[i].name;
-        if (kf_coltype_parse(columns[i].type, &col, &err) != KF_OK)
-            die("column type", &err);
-        col.nullable = columns[i].nullable;
-        col.pk_order = columns[i].pk;
-        if (kf_table_add_column(c->table, &col, &err) != KF_OK)
-            die("column", &err);
-    }
-    char *k = kf_table_key_schema(c->table, &err);
-    char *e = kf_table_envelope_schema(c->table, &err);
     c->serde = kf_serde_new(NULL, &err);
-    if (!k || !e || !c->serde || kf_serde_add_schema(c->serde, KEY_ID, k, &err) != KF_OK ||
-        kf_serde_add_schema(c->serde, VALUE_ID, e, &err) != KF_OK)
+    if (!c->serde || kf_test_serde_add_table(c->serde, c->table, KEY_ID, VALUE_ID, &err) != KF_OK)
         die("schemas", &err);
-    free(k);
-    free(e);
     c->writer = kf_event_writer_new(c->serde, c->table, KEY_ID, VALUE_ID, &err);
     c->reader = kf_event_reader_new(c->serde, &err);
     if (!c->writer || !c->reader)
@@ -410,7 +321,7 @@ static double run(ctx *c, op_kind op, long n, unsigned long long *allocs)
     kf_event ev;
     /* the results must be used, or the work could be optimised away */
     volatile int64_t sink = 0;
-    unsigned long long a0 = n_allocs;
+    unsigned long long a0 = kf_test_allocs;
     double t0 = now_ns();
     for (long i = 0; i < n; i++) {
         int k = (int)(i % NSAMPLES);
@@ -462,7 +373,7 @@ static double run(ctx *c, op_kind op, long n, unsigned long long *allocs)
         }
     }
     double dt = now_ns() - t0;
-    *allocs += n_allocs - a0;
+    *allocs += kf_test_allocs - a0;
     (void)sink;
     return dt / (double)n;
 }
@@ -540,7 +451,7 @@ int main(int argc, char **argv)
         die("the avro-c peer encodes other bytes than kfleet", NULL);
     kf_buf_free(&pk);
     kf_buf_free(&pv);
-    counting_start();
+    kf_test_alloc_start();
 
     result res[NOPS] = {
         {"encode", "kfleet: typed setters + codec encode of key and envelope", {0}, 0, 0},
@@ -585,7 +496,7 @@ int main(int argc, char **argv)
     printf("envelope: %zu-byte value + %zu-byte key, %zu columns, %ld records x %d rounds "
            "(median)%s\n",
            c.values[0].len, c.keys[0].len, sizeof(columns) / sizeof(columns[0]), n, ROUNDS,
-#ifdef BENCH_ASAN
+#ifdef KF_TEST_ALLOC_ASAN
            ", ASan build: timings not representative"
 #else
            ""
@@ -610,7 +521,7 @@ int main(int argc, char **argv)
                 "{\"bench\":\"envelope\",\"value_bytes\":%zu,\"key_bytes\":%zu,\"columns\":%zu,"
                 "\"records\":%ld,\"rounds\":%d,\"sanitized\":%s,\"results\":[",
                 c.values[0].len, c.keys[0].len, sizeof(columns) / sizeof(columns[0]), n, ROUNDS,
-#ifdef BENCH_ASAN
+#ifdef KF_TEST_ALLOC_ASAN
                 "true"
 #else
                 "false"

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* tests/common is not on the fuzz targets' include path: reach it from this file's folder */
+#include "kf_test_table.h"
 #include "kfleet/codec.h"
 #include "kfleet/event.h"
 #include "kfleet/wire.h"
@@ -54,12 +56,7 @@ static const char EXTRAS[] =
     "{\"name\":\"tree\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"Node\","
     "\"fields\":[{\"name\":\"next\",\"type\":[\"null\",\"Node\"]}]}]}]}";
 
-static const struct {
-    const char *name;
-    const char *type;
-    bool nullable;
-    int pk;
-} columns[] = {
+static const kf_test_column columns[] = {
     {"id", "bigint", false, 1},     {"small", "smallint", true, 2},
     {"qty", "int", true, 0},        {"ratio", "real", true, 0},
     {"score", "double", true, 0},   {"price", "decimal(12,3)", true, 0},
@@ -108,25 +105,12 @@ static void teardown(void)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     kf_error err;
-    table = kf_table_new("kfleet", "fuzz", NULL, "t", &err);
+    table = kf_test_table_new("kfleet", "fuzz", NULL, "t", columns,
+                              sizeof(columns) / sizeof(columns[0]), &err);
     if (!table)
         fail("table", &err);
-    for (size_t i = 0; i < sizeof(columns) / sizeof(columns[0]); i++) {
-        kf_column c;
-        memset(&c, 0, sizeof(c));
-        c.name = columns[i].name;
-        if (kf_coltype_parse(columns[i].type, &c, &err) != KF_OK)
-            fail("type", &err);
-        c.nullable = columns[i].nullable;
-        c.pk_order = columns[i].pk;
-        if (kf_table_add_column(table, &c, &err) != KF_OK)
-            fail("column", &err);
-    }
-    char *key = kf_table_key_schema(table, &err);
-    char *env = kf_table_envelope_schema(table, &err);
     serde = kf_serde_new(NULL, &err);
-    if (!key || !env || !serde || kf_serde_add_schema(serde, ID_KEY, key, &err) != KF_OK ||
-        kf_serde_add_schema(serde, ID_ENVELOPE, env, &err) != KF_OK ||
+    if (!serde || kf_test_serde_add_table(serde, table, ID_KEY, ID_ENVELOPE, &err) != KF_OK ||
         kf_serde_add_schema(serde, ID_OTHER, OTHER, &err) != KF_OK ||
         kf_serde_add_schema(serde, ID_EXTRAS, EXTRAS, &err) != KF_OK)
         fail("schemas", &err);
@@ -138,8 +122,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         if (!regs[i] || !regs2[i])
             abort();
     }
-    free(key);
-    free(env);
     reader = kf_event_reader_new(serde, &err);
     if (!reader)
         fail("reader", &err);

@@ -1,17 +1,10 @@
 /* Integration tests for the kafka module against the real broker (KFLEET_BOOTSTRAP): topic
  * administration, 1000 keyed messages round trip, transaction visibility under
  * read_committed, a read-process-write cycle, and a cooperative group of two consumers. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "kf_test_kafka.h"
 #include "kfleet/kafka.h"
 #include "kfleet/log.h"
 
@@ -21,13 +14,6 @@
 static const char *bootstrap;
 static char run_id[32];
 static kf_admin *admin;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A topic (or group, or transactional id) name unique to this run. */
 static void unique(char *buf, size_t size, const char *what)
@@ -67,27 +53,6 @@ static void subscribe(kf_consumer *c, const char *topic)
     kf_error err;
     if (kf_consumer_subscribe(c, &topic, 1, &err) < 0)
         fail_msg("%s", err.message);
-}
-
-/* Polls until want messages or timeout; fills out (caller destroys). */
-static int consume(kf_consumer *c, rd_kafka_message_t **out, int want, int timeout_ms)
-{
-    int got = 0;
-    int64_t deadline = now_ms() + timeout_ms;
-    kf_error err;
-    while (got < want && now_ms() < deadline) {
-        int n = kf_consumer_poll_batch(c, out + got, (size_t)(want - got), 200, &err);
-        if (n < 0)
-            fail_msg("%s", err.message);
-        got += n;
-    }
-    return got;
-}
-
-static void destroy_all(rd_kafka_message_t **msgs, int n)
-{
-    for (int i = 0; i < n; i++)
-        rd_kafka_message_destroy(msgs[i]);
 }
 
 static int setup(void **state)
@@ -131,11 +96,11 @@ static void admin_creates_describes_lists_and_deletes(void **state)
     assert_false(err.retriable);
 
     kf_topic_info info;
-    int64_t deadline = now_ms() + TIMEOUT_MS;
+    int64_t deadline = kf_test_now_ms() + TIMEOUT_MS;
     int rc;
     while ((rc = kf_admin_describe_topic(admin, topic, &info, TIMEOUT_MS, &err)) ==
                KF_ERR_NOT_FOUND &&
-           now_ms() < deadline)
+           kf_test_now_ms() < deadline)
         usleep(100000);
     assert_int_equal(rc, KF_OK);
     assert_int_equal(info.partitions, 3);
@@ -151,9 +116,9 @@ static void admin_creates_describes_lists_and_deletes(void **state)
     assert_true(found);
 
     delete_topic(topic);
-    deadline = now_ms() + TIMEOUT_MS;
+    deadline = kf_test_now_ms() + TIMEOUT_MS;
     while ((rc = kf_admin_describe_topic(admin, topic, &info, TIMEOUT_MS, &err)) == KF_OK &&
-           now_ms() < deadline)
+           kf_test_now_ms() < deadline)
         usleep(100000);
     assert_int_equal(rc, KF_ERR_NOT_FOUND);
     const char *names_missing[] = {topic};
@@ -219,8 +184,8 @@ static void thousand_keyed_messages_round_trip_in_order(void **state)
     for (int k = 0; k < KEYS; k++)
         last[k] = part_of[k] = -1;
     int got = 0;
-    int64_t deadline = now_ms() + 60000;
-    while (got < 1000 && now_ms() < deadline) {
+    int64_t deadline = kf_test_now_ms() + 60000;
+    while (got < 1000 && kf_test_now_ms() < deadline) {
         rd_kafka_message_t *msgs[100];
         int n = kf_consumer_poll_batch(c, msgs, 100, 500, &err);
         assert_true(n >= 0);
@@ -240,7 +205,7 @@ static void thousand_keyed_messages_round_trip_in_order(void **state)
             assert_true(kf_headers_get(msgs[i], "idx", &hv, &hl));
             assert_int_equal(kf_consumer_store_offset(c, msgs[i], &err), KF_OK);
         }
-        destroy_all(msgs, n);
+        kf_test_destroy_all(msgs, n);
         got += n;
         assert_int_equal(kf_consumer_commit(c, false, &err), KF_OK);
     }
@@ -249,14 +214,9 @@ static void thousand_keyed_messages_round_trip_in_order(void **state)
         assert_int_equal(last[k] + 1, next[k]);
 
     /* the group's committed offsets cover every message */
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(3);
-    for (int i = 0; i < 3; i++)
-        rd_kafka_topic_partition_list_add(parts, topic, i);
-    assert_int_equal(rd_kafka_committed(kf_consumer_handle(c), parts, TIMEOUT_MS), 0);
     int64_t sum = 0;
     for (int i = 0; i < 3; i++)
-        sum += parts->elems[i].offset;
-    rd_kafka_topic_partition_list_destroy(parts);
+        sum += kf_test_committed(c, topic, i, TIMEOUT_MS);
     assert_int_equal(sum, 1000);
     assert_int_equal(kf_consumer_close(c, &err), KF_OK);
     kf_consumer_destroy(c);
@@ -312,7 +272,7 @@ static void aborted_transaction_is_invisible_to_read_committed(void **state)
     rd_kafka_message_t *msgs[16];
     kf_consumer *c = consumer_new(g1, "read_committed", "false", NULL);
     subscribe(c, topic);
-    int n = consume(c, msgs, 16, 15000);
+    int n = kf_test_consume(c, msgs, 16, 15000);
     assert_int_equal(n, 5);
     for (int i = 0; i < n; i++) {
         char want[32];
@@ -320,16 +280,16 @@ static void aborted_transaction_is_invisible_to_read_committed(void **state)
         assert_int_equal(msgs[i]->len, strlen(want));
         assert_memory_equal(msgs[i]->payload, want, msgs[i]->len);
     }
-    destroy_all(msgs, n);
+    kf_test_destroy_all(msgs, n);
     kf_consumer_destroy(c);
 
     /* the aborted records are in the log: a read_uncommitted reader sees all ten */
     c = consumer_new(g2, "read_uncommitted", "false", NULL);
     subscribe(c, topic);
-    n = consume(c, msgs, 16, 15000);
+    n = kf_test_consume(c, msgs, 16, 15000);
     assert_int_equal(n, 10);
     assert_memory_equal(msgs[0]->payload, "aborted-0", 9);
-    destroy_all(msgs, n);
+    kf_test_destroy_all(msgs, n);
     kf_consumer_destroy(c);
     delete_topic(topic);
 }
@@ -370,8 +330,8 @@ static void read_process_write_commits_input_offsets(void **state)
     if (!t)
         fail_msg("%s", err.message);
     int processed = 0;
-    int64_t deadline = now_ms() + 60000;
-    while (processed < 30 && now_ms() < deadline) {
+    int64_t deadline = kf_test_now_ms() + 60000;
+    while (processed < 30 && kf_test_now_ms() < deadline) {
         rd_kafka_message_t *msgs[8];
         int n = kf_consumer_poll_batch(c, msgs, 8, 500, &err);
         assert_true(n >= 0);
@@ -390,7 +350,7 @@ static void read_process_write_commits_input_offsets(void **state)
                                   .headers = h};
             assert_int_equal(kf_producer_produce(p, &msg, NULL, &err), KF_OK);
         }
-        destroy_all(msgs, n);
+        kf_test_destroy_all(msgs, n);
         assert_int_equal(kf_txn_send_offsets(t, &err), KF_OK);
         int rc = kf_txn_commit(t, &err);
         if (rc != KF_OK)
@@ -400,18 +360,13 @@ static void read_process_write_commits_input_offsets(void **state)
     assert_int_equal(processed, 30);
 
     /* the group's committed offsets are at the end of every input partition */
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(3);
-    for (int i = 0; i < 3; i++)
-        rd_kafka_topic_partition_list_add(parts, in, i);
-    assert_int_equal(rd_kafka_committed(kf_consumer_handle(c), parts, TIMEOUT_MS), 0);
     for (int i = 0; i < 3; i++) {
         int64_t lo, hi;
         assert_int_equal(
             rd_kafka_query_watermark_offsets(kf_consumer_handle(c), in, i, &lo, &hi, TIMEOUT_MS),
             0);
-        assert_int_equal(parts->elems[i].offset, hi);
+        assert_int_equal(kf_test_committed(c, in, i, TIMEOUT_MS), hi);
     }
-    rd_kafka_topic_partition_list_destroy(parts);
     kf_txn_destroy(t);
     kf_producer_destroy(p);
     kf_consumer_destroy(c);
@@ -419,12 +374,12 @@ static void read_process_write_commits_input_offsets(void **state)
     kf_consumer *reader = consumer_new(check, "read_committed", "false", NULL);
     subscribe(reader, out);
     rd_kafka_message_t *msgs[40];
-    int n = consume(reader, msgs, 40, 15000);
+    int n = kf_test_consume(reader, msgs, 40, 15000);
     assert_int_equal(n, 30);
     const void *hv;
     size_t hl;
     assert_true(kf_headers_get(msgs[0], "kfleet.worker", &hv, &hl));
-    destroy_all(msgs, n);
+    kf_test_destroy_all(msgs, n);
     kf_consumer_destroy(reader);
     delete_topic(in);
     delete_topic(out);
@@ -476,16 +431,16 @@ static void two_consumers_split_partitions(void **state)
     subscribe(c1, topic);
     rd_kafka_message_t *msgs[4];
     kf_error err;
-    int64_t deadline = now_ms() + 60000;
-    while (assigned_now(c1) < 4 && now_ms() < deadline)
+    int64_t deadline = kf_test_now_ms() + 60000;
+    while (assigned_now(c1) < 4 && kf_test_now_ms() < deadline)
         assert_int_equal(kf_consumer_poll_batch(c1, msgs, 4, 200, &err), 0);
     assert_int_equal(assigned_now(c1), 4);
     assert_int_equal(h1.assigned, 4);
 
     kf_consumer *c2 = consumer_new(group, "read_committed", "true", &o2);
     subscribe(c2, topic);
-    deadline = now_ms() + 60000;
-    while ((assigned_now(c1) != 2 || assigned_now(c2) != 2) && now_ms() < deadline) {
+    deadline = kf_test_now_ms() + 60000;
+    while ((assigned_now(c1) != 2 || assigned_now(c2) != 2) && kf_test_now_ms() < deadline) {
         assert_int_equal(kf_consumer_poll_batch(c1, msgs, 4, 100, &err), 0);
         assert_int_equal(kf_consumer_poll_batch(c2, msgs, 4, 100, &err), 0);
     }
@@ -495,20 +450,15 @@ static void two_consumers_split_partitions(void **state)
     assert_int_equal(h2.assigned, 2);
     assert_int_equal(h2.revoke_calls, 0);
 
-    rd_kafka_topic_partition_list_t *a1 = NULL, *a2 = NULL;
-    assert_int_equal(kf_consumer_assignment(c1, &a1, &err), KF_OK);
-    assert_int_equal(kf_consumer_assignment(c2, &a2, &err), KF_OK);
-    for (int i = 0; i < a1->cnt; i++)
-        for (int j = 0; j < a2->cnt; j++)
-            assert_int_not_equal(a1->elems[i].partition, a2->elems[j].partition);
-    rd_kafka_topic_partition_list_destroy(a1);
-    rd_kafka_topic_partition_list_destroy(a2);
+    int n1, n2;
+    kf_test_assert_disjoint(c1, c2, &n1, &n2);
+    assert_int_equal(n1 + n2, 4);
 
     /* c2 leaves: its partitions go back to c1 through the hooks */
     assert_int_equal(kf_consumer_close(c2, &err), KF_OK);
     assert_int_equal(h2.revoked, 2);
-    deadline = now_ms() + 60000;
-    while (assigned_now(c1) < 4 && now_ms() < deadline)
+    deadline = kf_test_now_ms() + 60000;
+    while (assigned_now(c1) < 4 && kf_test_now_ms() < deadline)
         assert_int_equal(kf_consumer_poll_batch(c1, msgs, 4, 200, &err), 0);
     assert_int_equal(assigned_now(c1), 4);
     assert_int_equal(h1.assigned, 6);

@@ -12,92 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kf_test_alloc.h"
+#include "kf_test_table.h"
 #include "kfleet/codec.h"
 #include "kfleet/wire.h"
-
-/* ---- allocation counting (as the envelope benchmark does) ---- */
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CODEC_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define CODEC_TEST_ASAN 1
-#endif
-
-static volatile unsigned long long n_allocs;
-
-#ifdef CODEC_TEST_ASAN
-#include <sanitizer/allocator_interface.h>
-
-static void count_malloc(const volatile void *p, size_t size)
-{
-    (void)p;
-    (void)size;
-    n_allocs++;
-}
-
-static void count_free(const volatile void *p)
-{
-    (void)p;
-}
-
-static void counting_start(void)
-{
-    __sanitizer_install_malloc_and_free_hooks(count_malloc, count_free);
-}
-#else
-/* The executable's own malloc family wins symbol resolution for every library in the process;
- * each forwards to the C library and counts. */
-void *__libc_malloc(size_t size);
-void *__libc_calloc(size_t n, size_t size);
-void *__libc_realloc(void *p, size_t size);
-void __libc_free(void *p);
-void *malloc(size_t size);
-void *calloc(size_t n, size_t size);
-void *realloc(void *p, size_t size);
-void free(void *p);
-
-void *malloc(size_t size)
-{
-    n_allocs++;
-    return __libc_malloc(size);
-}
-
-void *calloc(size_t n, size_t size)
-{
-    n_allocs++;
-    return __libc_calloc(n, size);
-}
-
-void *realloc(void *p, size_t size)
-{
-    n_allocs++;
-    return __libc_realloc(p, size);
-}
-
-void free(void *p)
-{
-    __libc_free(p);
-}
-
-static void counting_start(void)
-{
-}
-#endif
-
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        kf_error err_;                                                                             \
-        kf_error_clear(&err_);                                                                     \
-        int rc_ = (call);                                                                          \
-        if (rc_ != KF_OK)                                                                          \
-            fail_msg("%s: %s", #call, err_.message);                                               \
-    } while (0)
-
-static const char UNICODE[] = "Gr\xc3\xbc\xc3\x9f\x65 \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac "
-                              "\xf0\x9f\x9a\x80";
 
 /* Every column type, NOT NULL and nullable. */
 static const char *const types[] = {
@@ -147,7 +65,7 @@ static const char *text_value(int v, size_t *len)
 {
     static const char *const texts[] = {"",
                                         "a",
-                                        UNICODE,
+                                        kf_test_unicode,
                                         NULL,
                                         "{\"a\":[1,2]}",
                                         " ",
@@ -507,7 +425,8 @@ static void envelope_matches_avro_c(void **state)
         src[KF_SRC_CONNECTOR] = (kf_cell){.kind = KF_CELL_STRING, .v.s = {"postgresql", 10}};
         src[KF_SRC_NAME] = (kf_cell){.kind = KF_CELL_STRING, .v.s = {"", 0}};
         src[KF_SRC_TS_MS] = (kf_cell){.kind = KF_CELL_INT, .v.i = -v};
-        src[KF_SRC_DB] = (kf_cell){.kind = KF_CELL_STRING, .v.s = {UNICODE, strlen(UNICODE)}};
+        src[KF_SRC_DB] =
+            (kf_cell){.kind = KF_CELL_STRING, .v.s = {kf_test_unicode, strlen(kf_test_unicode)}};
         if (v % 2)
             src[KF_SRC_SNAPSHOT] = (kf_cell){.kind = KF_CELL_STRING, .v.s = {"last", 4}};
         if (v % 4 == 1)
@@ -948,14 +867,9 @@ static void mixed_ops_allocate_nothing(void **state)
     (void)state;
     kf_error err;
     kf_table *t = all_types_table();
-    char *kj = kf_table_key_schema(t, &err);
-    char *ej = kf_table_envelope_schema(t, &err);
     kf_serde *serde = kf_serde_new(NULL, &err);
     assert_non_null(serde);
-    OK(kf_serde_add_schema(serde, 1, kj, &err_));
-    OK(kf_serde_add_schema(serde, 2, ej, &err_));
-    free(kj);
-    free(ej);
+    OK(kf_test_serde_add_table(serde, t, 1, 2, &err_));
     kf_event_writer *w = kf_event_writer_new(serde, t, 1, 2, &err);
     kf_event_reader *r = kf_event_reader_new(serde, &err);
     assert_non_null(w);
@@ -973,7 +887,7 @@ static void mixed_ops_allocate_nothing(void **state)
                          .db = "shop",
                          .has_seq = true,
                          .seq = i};
-        unsigned long long a0 = n_allocs;
+        unsigned long long a0 = kf_test_allocs;
         OK(kf_event_writer_set_source(w, &src, &err_));
         OK(kf_event_writer_begin(w, op, i % 5 ? 1700000000000 + i : -1, &err_));
         for (int side = 0; side < 2; side++) {
@@ -992,9 +906,9 @@ static void mixed_ops_allocate_nothing(void **state)
         const kf_cell *kcells;
         OK(kf_event_reader_decode_key(r, key.data, key.len, &kt, &kcells, &err_));
         if (i >= 200)
-            allocs += n_allocs - a0;
+            allocs += kf_test_allocs - a0;
         else
-            warm += n_allocs - a0;
+            warm += kf_test_allocs - a0;
         assert_int_equal(ev.op, op);
         assert_int_equal(ev.source.seq, i);
         assert_int_equal(ev.has_ts_ms, i % 5 != 0);
@@ -1061,7 +975,7 @@ int main(void)
     memset(long_text, 'x', sizeof(long_text) - 1);
     for (size_t i = 0; i < sizeof(long_text) - 1; i += 7)
         long_text[i] = (char)('a' + i % 26);
-    counting_start();
+    kf_test_alloc_start();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(value_record_matches_avro_c),
         cmocka_unit_test(envelope_matches_avro_c),

@@ -323,70 +323,64 @@ static void missing_file_is_an_error(void **state)
 static void bad_flags_are_errors(void **state)
 {
     fixture *f = *state;
-    const char *set_no_eq[] = {"--set", "kfleet.name", NULL};
-    assert_error(f, set_no_eq, NULL, "flag --set: expected KEY=VALUE, got \"kfleet.name\"");
-    const char *set_no_key[] = {"--set", "=x", NULL};
-    assert_error(f, set_no_key, NULL, "flag --set: expected KEY=VALUE, got \"=x\"");
-    const char *set_missing[] = {"--set", NULL};
-    assert_error(f, set_missing, NULL, "flag --set: missing value");
-    const char *unknown[] = {"--bogus", NULL};
-    assert_error(f, unknown, NULL, "unknown flag --bogus");
-    const char *unknown_short[] = {"-z", NULL};
-    assert_error(f, unknown_short, NULL, "unknown flag -z");
-    const char *missing[] = {"--topic", NULL};
-    assert_error(f, missing, NULL, "flag --topic: missing value");
-    const char *range[] = {"--batch-size=0", NULL};
-    assert_error(f, range, NULL,
-                 "flag --batch-size: invalid value \"0\" for \"sink.batch.size\": out of range "
-                 "1..10000");
-    const char *short_range[] = {"-b20000", NULL};
-    assert_error(f, short_range, NULL,
-                 "flag -b: invalid value \"20000\" for \"sink.batch.size\": out of range "
-                 "1..10000");
-    const char *bad_enum[] = {"--log-level", "loud", NULL};
-    assert_error(f, bad_enum, NULL,
-                 "flag --log-level: invalid value \"loud\" for \"log.level\": expected one of "
-                 "debug, info, warn, error");
-    const char *help_value[] = {"--help=yes", NULL};
-    assert_error(f, help_value, NULL, "flag --help: takes no value");
-    const char *set_unknown[] = {"--set", "sink.batch.sixe=4", NULL};
-    assert_error(f, set_unknown, NULL,
-                 "flag --set: unknown configuration key \"sink.batch.sixe\" (did you mean "
-                 "\"sink.batch.size\"?)");
-    const char *set_far[] = {"--set", "completely.different=4", NULL};
-    assert_error(f, set_far, NULL,
-                 "flag --set: unknown configuration key \"completely.different\"");
-    const char *too_many[] = {"t1", "t2", "t3", NULL};
-    assert_error(f, too_many, NULL, "unexpected argument \"t3\"");
+    static const struct {
+        const char *args[4]; /* NULL-terminated */
+        const char *expect;
+    } cases[] = {
+        {{"--set", "kfleet.name"}, "flag --set: expected KEY=VALUE, got \"kfleet.name\""},
+        {{"--set", "=x"}, "flag --set: expected KEY=VALUE, got \"=x\""},
+        {{"--set"}, "flag --set: missing value"},
+        {{"--bogus"}, "unknown flag --bogus"},
+        {{"-z"}, "unknown flag -z"},
+        {{"--topic"}, "flag --topic: missing value"},
+        {{"--batch-size=0"},
+         "flag --batch-size: invalid value \"0\" for \"sink.batch.size\": out of range 1..10000"},
+        {{"-b20000"},
+         "flag -b: invalid value \"20000\" for \"sink.batch.size\": out of range 1..10000"},
+        {{"--log-level", "loud"},
+         "flag --log-level: invalid value \"loud\" for \"log.level\": expected one of debug, "
+         "info, warn, error"},
+        {{"--help=yes"}, "flag --help: takes no value"},
+        {{"--set", "sink.batch.sixe=4"},
+         "flag --set: unknown configuration key \"sink.batch.sixe\" (did you mean "
+         "\"sink.batch.size\"?)"},
+        {{"--set", "completely.different=4"},
+         "flag --set: unknown configuration key \"completely.different\""},
+        {{"t1", "t2", "t3"}, "unexpected argument \"t3\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_error(f, cases[i].args, NULL, cases[i].expect);
 }
 
 static void bad_env_is_an_error(void **state)
 {
     fixture *f = *state;
-    const char *type[] = {"KFLEET_SINK_BATCH_SIZE=lots", NULL};
-    assert_error(f, NULL, type,
-                 "env KFLEET_SINK_BATCH_SIZE: invalid value \"lots\" for \"sink.batch.size\": "
-                 "expected an integer");
-    const char *dur[] = {"KFLEET_SINK_FLUSH_TIMEOUT=5 minutes", NULL};
-    assert_error(f, NULL, dur,
-                 "env KFLEET_SINK_FLUSH_TIMEOUT: invalid value \"5 minutes\" for "
-                 "\"sink.flush.timeout\": expected a duration such as 500ms, 1s, 2m or 1h30m");
-    const char *range[] = {"KFLEET_SINK_RATIO=1.5", NULL};
-    assert_error(f, NULL, range,
-                 "env KFLEET_SINK_RATIO: invalid value \"1.5\" for \"sink.ratio\": out of range "
-                 "0..1");
-    const char *boolean[] = {"KFLEET_KFLEET_EOS=maybe", NULL};
-    assert_error(f, NULL, boolean,
-                 "env KFLEET_KFLEET_EOS: invalid value \"maybe\" for \"kfleet.eos\": expected "
-                 "true or false");
-    const char *pt[] = {"KFLEET_KAFKA__BAD____NAME=1", NULL};
-    assert_error(f, NULL, pt,
-                 "env KFLEET_KAFKA__BAD____NAME: cannot map the variable name to a pass-through "
-                 "key (use '_' for '.', '__' for '_', '___' for '-')");
-    const char *list[] = {"KFLEET_KFLEET_TOPICS=a,,b", NULL};
-    assert_error(f, NULL, list,
-                 "env KFLEET_KFLEET_TOPICS: invalid value \"a,,b\" for \"kfleet.topics\": empty "
-                 "item in comma-separated list");
+    static const struct {
+        const char *var;
+        const char *expect;
+    } cases[] = {
+        {"KFLEET_SINK_BATCH_SIZE=lots",
+         "env KFLEET_SINK_BATCH_SIZE: invalid value \"lots\" for \"sink.batch.size\": expected "
+         "an integer"},
+        {"KFLEET_SINK_FLUSH_TIMEOUT=5 minutes",
+         "env KFLEET_SINK_FLUSH_TIMEOUT: invalid value \"5 minutes\" for \"sink.flush.timeout\": "
+         "expected a duration such as 500ms, 1s, 2m or 1h30m"},
+        {"KFLEET_SINK_RATIO=1.5",
+         "env KFLEET_SINK_RATIO: invalid value \"1.5\" for \"sink.ratio\": out of range 0..1"},
+        {"KFLEET_KFLEET_EOS=maybe",
+         "env KFLEET_KFLEET_EOS: invalid value \"maybe\" for \"kfleet.eos\": expected true or "
+         "false"},
+        {"KFLEET_KAFKA__BAD____NAME=1",
+         "env KFLEET_KAFKA__BAD____NAME: cannot map the variable name to a pass-through key (use "
+         "'_' for '.', '__' for '_', '___' for '-')"},
+        {"KFLEET_KFLEET_TOPICS=a,,b",
+         "env KFLEET_KFLEET_TOPICS: invalid value \"a,,b\" for \"kfleet.topics\": empty item in "
+         "comma-separated list"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *env[] = {cases[i].var, NULL};
+        assert_error(f, NULL, env, cases[i].expect);
+    }
 }
 
 static int load_text(fixture *f, const char *text, kf_error *err)
@@ -398,29 +392,30 @@ static void yaml_structure_errors(void **state)
 {
     fixture *f = *state;
     kf_error err;
-    assert_int_equal(load_text(f, "sink:\n  batch.size: 3\nsink.batch.size: 4\n", &err),
-                     KF_ERR_CONFIG);
-    assert_string_equal(err.message, "inline.yaml:3: configuration key \"sink.batch.size\" is set "
-                                     "twice in this file");
-    assert_int_equal(load_text(f, "sink.batch.size: [1, 2]\n", &err), KF_ERR_CONFIG);
-    assert_string_equal(err.message, "inline.yaml:1: invalid value for \"sink.batch.size\": "
-                                     "expected an integer, got a sequence");
-    assert_int_equal(load_text(f, "kfleet:\n  eos:\n    x: 1\n", &err), KF_ERR_CONFIG);
-    assert_string_equal(err.message, "inline.yaml:2: invalid value for \"kfleet.eos\": expected "
-                                     "a bool, got a mapping");
-    assert_int_equal(load_text(f, "- a\n- b\n", &err), KF_ERR_CONFIG);
-    assert_string_equal(err.message, "inline.yaml:1: expected a mapping of configuration keys");
-    assert_int_equal(load_text(f, "kfleet.name: a\n---\nkfleet.name: b\n", &err), KF_ERR_CONFIG);
-    assert_string_equal(err.message,
-                        "inline.yaml:3: more than one YAML document in a configuration file");
-    assert_int_equal(load_text(f, "sink.batch.size:\n", &err), KF_ERR_CONFIG);
-    assert_string_equal(err.message, "inline.yaml:1: invalid value for \"sink.batch.size\": "
-                                     "expected an integer, got null");
-    assert_int_equal(load_text(f, "kfleet.topics: [a, [b]]\n", &err), KF_ERR_CONFIG);
-    assert_string_equal(err.message,
-                        "inline.yaml:1: items of \"kfleet.topics\" must be non-null scalars");
-    assert_int_equal(load_text(f, "kafka.bad key: 1\n", &err), KF_ERR_CONFIG);
-    assert_string_equal(err.message, "inline.yaml:1: invalid pass-through key \"kafka.bad key\"");
+    static const struct {
+        const char *text;
+        const char *message;
+    } cases[] = {
+        {"sink:\n  batch.size: 3\nsink.batch.size: 4\n",
+         "inline.yaml:3: configuration key \"sink.batch.size\" is set twice in this file"},
+        {"sink.batch.size: [1, 2]\n",
+         "inline.yaml:1: invalid value for \"sink.batch.size\": expected an integer, got a "
+         "sequence"},
+        {"kfleet:\n  eos:\n    x: 1\n",
+         "inline.yaml:2: invalid value for \"kfleet.eos\": expected a bool, got a mapping"},
+        {"- a\n- b\n", "inline.yaml:1: expected a mapping of configuration keys"},
+        {"kfleet.name: a\n---\nkfleet.name: b\n",
+         "inline.yaml:3: more than one YAML document in a configuration file"},
+        {"sink.batch.size:\n",
+         "inline.yaml:1: invalid value for \"sink.batch.size\": expected an integer, got null"},
+        {"kfleet.topics: [a, [b]]\n",
+         "inline.yaml:1: items of \"kfleet.topics\" must be non-null scalars"},
+        {"kafka.bad key: 1\n", "inline.yaml:1: invalid pass-through key \"kafka.bad key\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(load_text(f, cases[i].text, &err), KF_ERR_CONFIG);
+        assert_string_equal(err.message, cases[i].message);
+    }
     assert_int_equal(load_text(f, "s: \"unterminated\n", &err), KF_ERR_CONFIG);
     assert_non_null(strstr(err.message, "inline.yaml:"));
     assert_non_null(strstr(err.message, "could not parse YAML: found unexpected end of stream"));

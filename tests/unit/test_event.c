@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kf_test_table.h"
 #include "kfleet/event.h"
 
 enum {
@@ -43,12 +44,7 @@ typedef struct fixture {
 
 static kf_table *all_types_table(void)
 {
-    static const struct {
-        const char *name;
-        const char *type;
-        bool nullable;
-        int pk;
-    } spec[NCOLS] = {
+    static const kf_test_column spec[NCOLS] = {
         {"tenant", "smallint", false, 2}, {"id", "bigint", false, 1},
         {"qty", "int", true, 0},          {"ratio", "real", true, 0},
         {"score", "double", true, 0},     {"price", "numeric(12,3)", true, 0},
@@ -59,17 +55,9 @@ static kf_table *all_types_table(void)
         {"doc", "jsonb", true, 0},        {"Unit Price", "decimal(5,2)", true, 0},
     };
     kf_error err;
-    kf_table *t = kf_table_new("kfleet", "shop", "public", "orders", &err);
-    assert_non_null(t);
-    for (size_t i = 0; i < NCOLS; i++) {
-        kf_column c;
-        memset(&c, 0, sizeof(c));
-        c.name = spec[i].name;
-        assert_int_equal(kf_coltype_parse(spec[i].type, &c, &err), KF_OK);
-        c.nullable = spec[i].nullable;
-        c.pk_order = spec[i].pk;
-        assert_int_equal(kf_table_add_column(t, &c, &err), KF_OK);
-    }
+    kf_table *t = kf_test_table_new("kfleet", "shop", "public", "orders", spec, NCOLS, &err);
+    if (!t)
+        fail_msg("%s", err.message);
     return t;
 }
 
@@ -96,13 +84,8 @@ static int setup(void **state)
         return -1;
     fx->t = all_types_table();
     fx->serde = kf_serde_new(NULL, &err);
-    char *k = kf_table_key_schema(fx->t, &err);
-    char *e = kf_table_envelope_schema(fx->t, &err);
-    if (!fx->serde || !k || !e || kf_serde_add_schema(fx->serde, KEY_ID, k, &err) != KF_OK ||
-        kf_serde_add_schema(fx->serde, VALUE_ID, e, &err) != KF_OK)
+    if (!fx->serde || kf_test_serde_add_table(fx->serde, fx->t, KEY_ID, VALUE_ID, &err) != KF_OK)
         return -1;
-    free(k);
-    free(e);
     fx->w = kf_event_writer_new(fx->serde, fx->t, KEY_ID, VALUE_ID, &err);
     fx->r = kf_event_reader_new(fx->serde, &err);
     if (!fx->w || !fx->r)
@@ -126,18 +109,6 @@ static int teardown(void **state)
     return 0;
 }
 
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        kf_error err_;                                                                             \
-        kf_error_clear(&err_);                                                                     \
-        int rc_ = (call);                                                                          \
-        if (rc_ != KF_OK)                                                                          \
-            fail_msg("%s: %s", #call, err_.message);                                               \
-    } while (0)
-
-static const char UNICODE[] = "Gr\xc3\xbc\xc3\x9f\x65 \xe2\x80\x94 \xe6\x97\xa5\xe6\x9c\xac "
-                              "\xf0\x9f\x9a\x80";
-
 /* Sets every column of one image; variant changes the values, nulls sets nullables to null. */
 static void fill_row(kf_event_writer *w, kf_side side, int variant, bool nulls)
 {
@@ -158,7 +129,7 @@ static void fill_row(kf_event_writer *w, kf_side side, int variant, bool nulls)
     OK(kf_event_set_double(w, side, C_SCORE, -1.0e-300 * variant, &err_));
     OK(kf_event_set_string(w, side, C_PRICE, variant ? "-123456789.125" : "0.5", variant ? 14 : 3,
                            &err_));
-    OK(kf_event_set_string(w, side, C_NOTE, UNICODE, strlen(UNICODE), &err_));
+    OK(kf_event_set_string(w, side, C_NOTE, kf_test_unicode, strlen(kf_test_unicode), &err_));
     OK(kf_event_set_bytes(w, side, C_BLOB, "\x00\xff\x00", 3, &err_));
     OK(kf_event_set_int(w, side, C_BORN, -3653, &err_)); /* 1960-01-01 */
     OK(kf_event_set_int(w, side, C_SEEN, 1700000000123456LL, &err_));
@@ -207,7 +178,7 @@ static void assert_row(const kf_cell *row, int variant, bool nulls)
     assert_true(row[C_RATIO].v.d == 0.5);
     assert_true(row[C_SCORE].v.d == -1.0e-300 * variant);
     assert_decimal_cell(&row[C_PRICE], 3, variant ? "-123456789.125" : "0.500");
-    assert_str_cell(&row[C_NOTE], UNICODE);
+    assert_str_cell(&row[C_NOTE], kf_test_unicode);
     assert_int_equal(row[C_BLOB].kind, KF_CELL_BYTES);
     assert_int_equal(row[C_BLOB].v.s.len, 3);
     assert_memory_equal(row[C_BLOB].v.s.ptr, "\x00\xff\x00", 3);
@@ -452,46 +423,15 @@ static void reader_errors(void **state)
 
 /* Debezium's PostgreSQL envelope (with its own source block and transaction field), written
  * through a writer bound to it and read back: kfleet reads and writes Debezium topics. */
-static const char debezium_envelope[] =
-    "{\"type\":\"record\",\"name\":\"Envelope\",\"namespace\":\"dbserver1.inventory.customers\","
-    "\"fields\":["
-    "{\"name\":\"before\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"Value\",\"fields\":["
+static const char debezium_envelope[] = KF_TEST_DEBEZIUM_ENVELOPE(
     "{\"name\":\"id\",\"type\":\"int\"},"
     "{\"name\":\"email\",\"type\":\"string\"},"
     "{\"name\":\"balance\",\"type\":[\"null\",{\"type\":\"bytes\",\"scale\":2,\"precision\":10,"
     "\"connect.version\":1,\"connect.parameters\":{\"scale\":\"2\","
     "\"connect.decimal.precision\":\"10\"},\"connect.name\":\"org.apache.kafka.connect.data."
-    "Decimal\",\"logicalType\":\"decimal\"}],\"default\":null}"
-    "],\"connect.name\":\"dbserver1.inventory.customers.Value\"}],\"default\":null},"
-    "{\"name\":\"after\",\"type\":[\"null\",\"Value\"],\"default\":null},"
-    "{\"name\":\"source\",\"type\":{\"type\":\"record\",\"name\":\"Source\","
-    "\"namespace\":\"io.debezium.connector.postgresql\",\"fields\":["
-    "{\"name\":\"version\",\"type\":\"string\"},{\"name\":\"connector\",\"type\":\"string\"},"
-    "{\"name\":\"name\",\"type\":\"string\"},{\"name\":\"ts_ms\",\"type\":\"long\"},"
-    "{\"name\":\"snapshot\",\"type\":[{\"type\":\"string\",\"connect.version\":1,"
-    "\"connect.parameters\":{\"allowed\":\"true,last,false,incremental\"},"
-    "\"connect.default\":\"false\",\"connect.name\":\"io.debezium.data.Enum\"},\"null\"],"
-    "\"default\":\"false\"},"
-    "{\"name\":\"db\",\"type\":\"string\"},"
-    "{\"name\":\"sequence\",\"type\":[\"null\",\"string\"],\"default\":null},"
-    "{\"name\":\"schema\",\"type\":\"string\"},{\"name\":\"table\",\"type\":\"string\"},"
-    "{\"name\":\"txId\",\"type\":[\"null\",\"long\"],\"default\":null},"
-    "{\"name\":\"lsn\",\"type\":[\"null\",\"long\"],\"default\":null},"
-    "{\"name\":\"xmin\",\"type\":[\"null\",\"long\"],\"default\":null}],"
-    "\"connect.name\":\"io.debezium.connector.postgresql.Source\"}},"
-    "{\"name\":\"op\",\"type\":\"string\"},"
-    "{\"name\":\"ts_ms\",\"type\":[\"null\",\"long\"],\"default\":null},"
-    "{\"name\":\"transaction\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"block\","
-    "\"namespace\":\"event\",\"fields\":[{\"name\":\"id\",\"type\":\"string\"},"
-    "{\"name\":\"total_order\",\"type\":\"long\"},"
-    "{\"name\":\"data_collection_order\",\"type\":\"long\"}],"
-    "\"connect.version\":1,\"connect.name\":\"event.block\"}],\"default\":null}],"
-    "\"connect.version\":1,\"connect.name\":\"dbserver1.inventory.customers.Envelope\"}";
+    "Decimal\",\"logicalType\":\"decimal\"}],\"default\":null}");
 
-static const char debezium_key[] =
-    "{\"type\":\"record\",\"name\":\"Key\",\"namespace\":\"dbserver1.inventory.customers\","
-    "\"fields\":[{\"name\":\"id\",\"type\":\"int\"}],"
-    "\"connect.name\":\"dbserver1.inventory.customers.Key\"}";
+static const char debezium_key[] = KF_TEST_DEBEZIUM_KEY;
 
 static void debezium_envelope_round_trip(void **state)
 {

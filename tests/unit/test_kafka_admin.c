@@ -1,39 +1,21 @@
 /* Unit tests for topic administration on librdkafka's mock cluster. The mock broker of
  * librdkafka 2.0 answers metadata but not CreateTopics/DeleteTopics, so creation is checked
  * for its validation and its error path here and for real in the integration test. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <string.h>
-
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
+#include "kf_test_kafka.h"
 #include "kfleet/kafka.h"
 #include "kfleet/log.h"
 
 typedef struct fixture {
-    rd_kafka_t *rk;
-    rd_kafka_mock_cluster_t *mc;
+    kf_test_mock mock;
     kf_admin *admin;
 } fixture;
 
 static int setup(void **state)
 {
     static fixture f;
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
-    f.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (!f.rk)
+    if (kf_test_mock_start(&f.mock, 3) < 0)
         return -1;
-    f.mc = rd_kafka_mock_cluster_new(f.rk, 3);
-    if (!f.mc)
-        return -1;
-    const char *kv[] = {"bootstrap.servers", rd_kafka_mock_cluster_bootstraps(f.mc)};
+    const char *kv[] = {"bootstrap.servers", f.mock.bootstraps};
     kf_error err;
     f.admin = kf_admin_new(kv, 1, &err);
     if (!f.admin)
@@ -46,15 +28,14 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     kf_admin_destroy(f->admin);
-    rd_kafka_mock_cluster_destroy(f->mc);
-    rd_kafka_destroy(f->rk);
+    kf_test_mock_stop(&f->mock);
     return 0;
 }
 
 static void describe_reports_partitions_and_replicas(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(rd_kafka_mock_topic_create(f->mc, "described", 3, 3), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(f->mock.mc, "described", 3, 3), 0);
     kf_topic_info info;
     kf_error err;
     assert_int_equal(kf_admin_describe_topic(f->admin, "described", &info, 5000, &err), KF_OK);
@@ -78,9 +59,9 @@ static void describe_missing_topic_is_not_found_and_does_not_create_it(void **st
 static void list_is_sorted_without_internal_topics(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(rd_kafka_mock_topic_create(f->mc, "zeta", 1, 1), 0);
-    assert_int_equal(rd_kafka_mock_topic_create(f->mc, "alpha", 1, 1), 0);
-    assert_int_equal(rd_kafka_mock_topic_create(f->mc, "__internal", 1, 1), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(f->mock.mc, "zeta", 1, 1), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(f->mock.mc, "alpha", 1, 1), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(f->mock.mc, "__internal", 1, 1), 0);
     char **names = NULL;
     size_t n = 0;
     kf_error err;

@@ -1,70 +1,8 @@
 /* Unit tests for the kafka consumer on librdkafka's mock cluster: rebalance hooks under both
  * protocols, a seek from the assign hook, stored offsets and commits, pause/resume. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
-
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
+#include "kf_test_kafka.h"
 #include "kfleet/kafka.h"
 #include "kfleet/log.h"
-
-typedef struct mock {
-    rd_kafka_t *rk;
-    rd_kafka_mock_cluster_t *mc;
-    char bootstraps[256];
-} mock;
-
-static void mock_start(mock *m, int brokers)
-{
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr)),
-                     RD_KAFKA_CONF_OK);
-    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    assert_non_null(m->rk);
-    m->mc = rd_kafka_mock_cluster_new(m->rk, brokers);
-    assert_non_null(m->mc);
-    snprintf(m->bootstraps, sizeof(m->bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(m->mc));
-}
-
-static void mock_stop(mock *m)
-{
-    rd_kafka_mock_cluster_destroy(m->mc);
-    rd_kafka_destroy(m->rk);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Produces n messages "v<i>" to topic/partition and waits for all of them. */
-static void fill(const mock *m, const char *topic, int32_t partition, int n)
-{
-    const char *kv[] = {"bootstrap.servers", m->bootstraps};
-    kf_error err;
-    kf_producer *p = kf_producer_new(kv, 1, NULL, &err);
-    assert_non_null(p);
-    for (int i = 0; i < n; i++) {
-        char v[16];
-        snprintf(v, sizeof(v), "v%d", i);
-        kf_produce_msg msg = {
-            .topic = topic, .partition = partition, .value = v, .value_len = strlen(v)};
-        assert_int_equal(kf_producer_produce(p, &msg, NULL, &err), KF_OK);
-    }
-    assert_int_equal(kf_producer_flush(p, 10000, &err), KF_OK);
-    assert_int_equal(kf_producer_acked_upto(p), (uint64_t)n);
-    kf_producer_destroy(p);
-}
 
 typedef struct hook_log {
     int assigns;
@@ -103,7 +41,8 @@ static void on_revoke(void *ctx, kf_consumer *c, const rd_kafka_topic_partition_
     }
 }
 
-static kf_consumer *consumer_on(const mock *m, const char *group, const char *strategy, hook_log *h)
+static kf_consumer *consumer_on(const kf_test_mock *m, const char *group, const char *strategy,
+                                hook_log *h)
 {
     const char *kv[] = {"bootstrap.servers",
                         m->bootstraps,
@@ -125,44 +64,24 @@ static kf_consumer *consumer_on(const mock *m, const char *group, const char *st
     return c;
 }
 
-/* Polls until want messages arrived or timeout; stores them in out (destroyed by caller). */
-static int consume(kf_consumer *c, rd_kafka_message_t **out, int want, int timeout_ms)
-{
-    int got = 0;
-    int64_t deadline = now_ms() + timeout_ms;
-    kf_error err;
-    while (got < want && now_ms() < deadline) {
-        int n = kf_consumer_poll_batch(c, out + got, (size_t)(want - got), 200, &err);
-        assert_true(n >= 0);
-        got += n;
-    }
-    return got;
-}
-
-static void destroy_all(rd_kafka_message_t **msgs, int n)
-{
-    for (int i = 0; i < n; i++)
-        rd_kafka_message_destroy(msgs[i]);
-}
-
 static void run_assign_hook_seek(const char *strategy)
 {
-    mock m;
-    mock_start(&m, 1);
+    kf_test_mock m;
+    assert_int_equal(kf_test_mock_start(&m, 1), 0);
     rd_kafka_mock_topic_create(m.mc, "seek", 2, 1);
-    fill(&m, "seek", 0, 10);
+    kf_test_fill(m.bootstraps, "seek", 0, 10);
     hook_log h = {.seek_to = 6, .commit_in_revoke = -1};
     kf_consumer *c = consumer_on(&m, "seek-group", strategy, &h);
     const char *topics[] = {"seek"};
     kf_error err;
     assert_int_equal(kf_consumer_subscribe(c, topics, 1, &err), KF_OK);
     rd_kafka_message_t *msgs[16];
-    int n = consume(c, msgs, 4, 8000);
+    int n = kf_test_consume(c, msgs, 4, 8000);
     assert_int_equal(n, 4); /* offsets 6..9: the hook's seek took effect */
     assert_int_equal(msgs[0]->offset, 6);
     assert_int_equal(msgs[3]->offset, 9);
-    destroy_all(msgs, n);
-    assert_int_equal(consume(c, msgs, 16, 500), 0); /* and nothing before them */
+    kf_test_destroy_all(msgs, n);
+    assert_int_equal(kf_test_consume(c, msgs, 16, 500), 0); /* and nothing before them */
     assert_int_equal(h.assigns, 1);
     assert_int_equal(h.assigned_parts, 2);
 
@@ -177,7 +96,7 @@ static void run_assign_hook_seek(const char *strategy)
     assert_false(h.lost_seen);
     assert_int_equal(kf_consumer_close(c, &err), KF_OK); /* idempotent */
     kf_consumer_destroy(c);
-    mock_stop(&m);
+    kf_test_mock_stop(&m);
 }
 
 static void assign_hook_seek_cooperative(void **state)
@@ -193,83 +112,79 @@ static void assign_hook_seek_eager(void **state)
 /* Only stored offsets are committed; a new member of the group resumes after them. */
 static void stored_offsets_are_committed(void **state)
 {
-    mock m;
-    mock_start(&m, 1);
+    kf_test_mock m;
+    assert_int_equal(kf_test_mock_start(&m, 1), 0);
     rd_kafka_mock_topic_create(m.mc, "store", 1, 1);
-    fill(&m, "store", 0, 10);
+    kf_test_fill(m.bootstraps, "store", 0, 10);
     hook_log h = {.seek_to = -1, .commit_in_revoke = 0};
     kf_consumer *c = consumer_on(&m, "store-group", NULL, &h);
     const char *topics[] = {"store"};
     kf_error err;
     assert_int_equal(kf_consumer_subscribe(c, topics, 1, &err), KF_OK);
     rd_kafka_message_t *msgs[10];
-    int n = consume(c, msgs, 10, 8000);
+    int n = kf_test_consume(c, msgs, 10, 8000);
     assert_int_equal(n, 10);
     assert_int_equal(kf_consumer_commit(c, false, &err), KF_OK); /* nothing stored yet: no-op */
     for (int i = 0; i < 4; i++)
         assert_int_equal(kf_consumer_store_offset(c, msgs[i], &err), KF_OK);
-    destroy_all(msgs, n);
+    kf_test_destroy_all(msgs, n);
     assert_int_equal(kf_consumer_commit(c, false, &err), KF_OK);
 
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(parts, "store", 0);
-    assert_int_equal(rd_kafka_committed(kf_consumer_handle(c), parts, 5000), 0);
-    assert_int_equal(parts->elems[0].offset, 4);
-    rd_kafka_topic_partition_list_destroy(parts);
+    assert_int_equal(kf_test_committed(c, "store", 0, 5000), 4);
     kf_consumer_destroy(c); /* closes: the revoke hook commits */
     assert_int_equal(h.revokes, 1);
     assert_int_equal(h.revoke_commit_rc, KF_OK);
 
     c = consumer_on(&m, "store-group", NULL, NULL);
     assert_int_equal(kf_consumer_subscribe(c, topics, 1, &err), KF_OK);
-    n = consume(c, msgs, 6, 8000);
+    n = kf_test_consume(c, msgs, 6, 8000);
     assert_int_equal(n, 6);
     assert_int_equal(msgs[0]->offset, 4);
-    destroy_all(msgs, n);
-    assert_int_equal(consume(c, msgs, 10, 300), 0);
+    kf_test_destroy_all(msgs, n);
+    assert_int_equal(kf_test_consume(c, msgs, 10, 300), 0);
     kf_consumer_destroy(c);
-    mock_stop(&m);
+    kf_test_mock_stop(&m);
 }
 
 /* Paused partitions deliver nothing while the consumer keeps polling; resume delivers. */
 static void pause_and_resume(void **state)
 {
-    mock m;
-    mock_start(&m, 1);
+    kf_test_mock m;
+    assert_int_equal(kf_test_mock_start(&m, 1), 0);
     rd_kafka_mock_topic_create(m.mc, "pause", 2, 1);
-    fill(&m, "pause", 0, 3);
+    kf_test_fill(m.bootstraps, "pause", 0, 3);
     hook_log h = {.seek_to = -1, .commit_in_revoke = -1};
     kf_consumer *c = consumer_on(&m, "pause-group", NULL, &h);
     const char *topics[] = {"pause"};
     kf_error err;
     assert_int_equal(kf_consumer_subscribe(c, topics, 1, &err), KF_OK);
     rd_kafka_message_t *msgs[8];
-    int n = consume(c, msgs, 3, 8000);
+    int n = kf_test_consume(c, msgs, 3, 8000);
     assert_int_equal(n, 3);
-    destroy_all(msgs, n);
+    kf_test_destroy_all(msgs, n);
 
     assert_int_equal(kf_consumer_pause(c, &err), KF_OK);
     assert_true(kf_consumer_paused(c));
-    fill(&m, "pause", 0, 2);
-    fill(&m, "pause", 1, 2);
-    n = consume(c, msgs, 8, 1500);
+    kf_test_fill(m.bootstraps, "pause", 0, 2);
+    kf_test_fill(m.bootstraps, "pause", 1, 2);
+    n = kf_test_consume(c, msgs, 8, 1500);
     assert_int_equal(n, 0);
 
     assert_int_equal(kf_consumer_resume(c, &err), KF_OK);
     assert_false(kf_consumer_paused(c));
-    n = consume(c, msgs, 4, 8000);
+    n = kf_test_consume(c, msgs, 4, 8000);
     assert_int_equal(n, 4);
-    destroy_all(msgs, n);
+    kf_test_destroy_all(msgs, n);
     kf_consumer_destroy(c);
-    mock_stop(&m);
+    kf_test_mock_stop(&m);
 }
 
 /* A second member joins: with cooperative-sticky the first gives up partitions through the
  * revoke hook and keeps the rest; together they hold every partition once. */
 static void second_member_splits_partitions(void **state)
 {
-    mock m;
-    mock_start(&m, 1);
+    kf_test_mock m;
+    assert_int_equal(kf_test_mock_start(&m, 1), 0);
     rd_kafka_mock_topic_create(m.mc, "split", 4, 1);
     hook_log h1 = {.seek_to = -1, .commit_in_revoke = -1};
     hook_log h2 = {.seek_to = -1, .commit_in_revoke = -1};
@@ -278,33 +193,27 @@ static void second_member_splits_partitions(void **state)
     kf_error err;
     assert_int_equal(kf_consumer_subscribe(c1, topics, 1, &err), KF_OK);
     rd_kafka_message_t *msgs[4];
-    int64_t deadline = now_ms() + 10000;
-    while (h1.assigned_parts < 4 && now_ms() < deadline)
+    int64_t deadline = kf_test_now_ms() + 10000;
+    while (h1.assigned_parts < 4 && kf_test_now_ms() < deadline)
         assert_int_equal(kf_consumer_poll_batch(c1, msgs, 4, 100, &err), 0);
     assert_int_equal(h1.assigned_parts, 4);
 
     kf_consumer *c2 = consumer_on(&m, "split-group", NULL, &h2);
     assert_int_equal(kf_consumer_subscribe(c2, topics, 1, &err), KF_OK);
-    deadline = now_ms() + 20000;
-    while (h2.assigned_parts < 2 && now_ms() < deadline) {
+    deadline = kf_test_now_ms() + 20000;
+    while (h2.assigned_parts < 2 && kf_test_now_ms() < deadline) {
         assert_int_equal(kf_consumer_poll_batch(c1, msgs, 4, 100, &err), 0);
         assert_int_equal(kf_consumer_poll_batch(c2, msgs, 4, 100, &err), 0);
     }
     assert_int_equal(h2.assigned_parts, 2);
     assert_int_equal(h1.revoked_parts, 2); /* only what moved was revoked */
-    rd_kafka_topic_partition_list_t *a1 = NULL, *a2 = NULL;
-    assert_int_equal(kf_consumer_assignment(c1, &a1, &err), KF_OK);
-    assert_int_equal(kf_consumer_assignment(c2, &a2, &err), KF_OK);
-    assert_int_equal(a1->cnt, 2);
-    assert_int_equal(a2->cnt, 2);
-    for (int i = 0; i < a1->cnt; i++)
-        for (int j = 0; j < a2->cnt; j++)
-            assert_int_not_equal(a1->elems[i].partition, a2->elems[j].partition);
-    rd_kafka_topic_partition_list_destroy(a1);
-    rd_kafka_topic_partition_list_destroy(a2);
+    int n1, n2;
+    kf_test_assert_disjoint(c1, c2, &n1, &n2);
+    assert_int_equal(n1, 2);
+    assert_int_equal(n2, 2);
     kf_consumer_destroy(c2);
     kf_consumer_destroy(c1);
-    mock_stop(&m);
+    kf_test_mock_stop(&m);
 }
 
 static void configuration_is_checked(void **state)

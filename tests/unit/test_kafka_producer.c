@@ -1,52 +1,10 @@
 /* Unit tests for the kafka producer on librdkafka's mock cluster: round trip with headers,
  * contiguous delivery accounting, the in-flight bound and backpressure. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
+#include "kf_test_kafka.h"
 #include "kfleet/kafka.h"
 #include "kfleet/log.h"
-
-typedef struct mock {
-    rd_kafka_t *rk;
-    rd_kafka_mock_cluster_t *mc;
-    char bootstraps[256];
-} mock;
-
-static void mock_start(mock *m, int brokers)
-{
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr)),
-                     RD_KAFKA_CONF_OK);
-    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    assert_non_null(m->rk);
-    m->mc = rd_kafka_mock_cluster_new(m->rk, brokers);
-    assert_non_null(m->mc);
-    snprintf(m->bootstraps, sizeof(m->bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(m->mc));
-}
-
-static void mock_stop(mock *m)
-{
-    rd_kafka_mock_cluster_destroy(m->mc);
-    rd_kafka_destroy(m->rk);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Parses a decimal number that is not NUL-terminated. */
 static int parse_int(const char *s, size_t len)
@@ -57,7 +15,7 @@ static int parse_int(const char *s, size_t len)
     return v;
 }
 
-static kf_producer *producer_on(const mock *m, size_t max_in_flight, int full_wait_ms,
+static kf_producer *producer_on(const kf_test_mock *m, size_t max_in_flight, int full_wait_ms,
                                 const char *extra_key, const char *extra_value)
 {
     const char *kv[] = {"bootstrap.servers",
@@ -89,8 +47,8 @@ static int produce_str(kf_producer *p, const char *topic, int32_t partition, con
 
 static void round_trip_keeps_key_value_headers(void **state)
 {
-    mock m;
-    mock_start(&m, 1);
+    kf_test_mock m;
+    assert_int_equal(kf_test_mock_start(&m, 1), 0);
     rd_kafka_mock_topic_create(m.mc, "rt", 3, 1);
     kf_producer *p = producer_on(&m, 0, 0, NULL, NULL);
     kf_error err;
@@ -134,8 +92,8 @@ static void round_trip_keeps_key_value_headers(void **state)
     int got = 0;
     int32_t key_partition[4] = {-1, -1, -1, -1};
     int last_value_of_key[4] = {-1, -1, -1, -1};
-    int64_t deadline = now_ms() + 20000;
-    while (got < 20 && now_ms() < deadline) {
+    int64_t deadline = kf_test_now_ms() + 20000;
+    while (got < 20 && kf_test_now_ms() < deadline) {
         rd_kafka_message_t *msgs[8];
         int n = kf_consumer_poll_batch(c, msgs, 8, 500, &err);
         assert_true(n >= 0);
@@ -186,7 +144,7 @@ static void round_trip_keeps_key_value_headers(void **state)
         assert_int_equal(last_value_of_key[k], 16 + k);
     kf_consumer_destroy(c);
     kf_producer_destroy(p);
-    mock_stop(&m);
+    kf_test_mock_stop(&m);
 }
 
 /* murmur2_random puts a key where the Java client (and so Debezium) would:
@@ -197,8 +155,8 @@ static void keys_partition_like_java(void **state)
         const char *key;
         int32_t partition; /* of 16 */
     } cases[] = {{"21", 12}, {"foobar", 14}, {"a-little-bit-long-string", 0}, {"abc", 11}};
-    mock m;
-    mock_start(&m, 1);
+    kf_test_mock m;
+    assert_int_equal(kf_test_mock_start(&m, 1), 0);
     kf_producer *p = producer_on(&m, 0, 0, NULL, NULL);
     rd_kafka_t *rk = kf_producer_handle(p);
     kf_error err;
@@ -219,15 +177,15 @@ static void keys_partition_like_java(void **state)
         assert_int_equal(found, cases[i].partition);
     }
     kf_producer_destroy(p);
-    mock_stop(&m);
+    kf_test_mock_stop(&m);
 }
 
 /* Partition 0 is led by a slow broker: messages to partition 1 are acknowledged first, yet
  * acked_upto waits for the first message. */
 static void acked_upto_advances_only_contiguously(void **state)
 {
-    mock m;
-    mock_start(&m, 2);
+    kf_test_mock m;
+    assert_int_equal(kf_test_mock_start(&m, 2), 0);
     rd_kafka_mock_topic_create(m.mc, "order", 2, 1);
     rd_kafka_mock_partition_set_leader(m.mc, "order", 0, 1);
     rd_kafka_mock_partition_set_leader(m.mc, "order", 1, 2);
@@ -245,11 +203,11 @@ static void acked_upto_advances_only_contiguously(void **state)
         assert_int_equal(produce_str(p, "order", 1, "k", "fast", 0, &err), KF_OK);
 
     kf_producer_stats st;
-    int64_t deadline = now_ms() + 5000;
+    int64_t deadline = kf_test_now_ms() + 5000;
     do {
         kf_producer_poll(p, 50);
         kf_producer_stats_get(p, &st);
-    } while (st.acked < 6 && now_ms() < deadline);
+    } while (st.acked < 6 && kf_test_now_ms() < deadline);
     assert_int_equal(st.acked, 6); /* 2 warm-up + 4 fast */
     assert_int_equal(st.in_flight, 1);
     assert_int_equal(st.window, 5); /* the slow message holds the window open */
@@ -258,15 +216,15 @@ static void acked_upto_advances_only_contiguously(void **state)
     assert_int_equal(kf_producer_flush(p, 10000, &err), KF_OK);
     assert_int_equal(kf_producer_acked_upto(p), 7);
     kf_producer_destroy(p);
-    mock_stop(&m);
+    kf_test_mock_stop(&m);
 }
 
 /* A produce request the broker rejects for good fails its message: acked_upto freezes below
  * it while later messages are still acknowledged, and the producer reports the failure. */
 static void failed_delivery_freezes_acked_upto(void **state)
 {
-    mock m;
-    mock_start(&m, 1);
+    kf_test_mock m;
+    assert_int_equal(kf_test_mock_start(&m, 1), 0);
     rd_kafka_mock_topic_create(m.mc, "fail", 1, 1);
     kf_producer *p = producer_on(&m, 0, 0, NULL, NULL);
     kf_error err;
@@ -291,14 +249,14 @@ static void failed_delivery_freezes_acked_upto(void **state)
     assert_true(kf_producer_failed(p, &err));
     assert_non_null(strstr(err.message, "could not deliver message 40"));
     kf_producer_destroy(p);
-    mock_stop(&m);
+    kf_test_mock_stop(&m);
 }
 
 /* Retriable broker errors are retried by the client: nothing fails, accounting completes. */
 static void retriable_errors_do_not_fail_deliveries(void **state)
 {
-    mock m;
-    mock_start(&m, 1);
+    kf_test_mock m;
+    assert_int_equal(kf_test_mock_start(&m, 1), 0);
     rd_kafka_mock_topic_create(m.mc, "retry", 1, 1);
     kf_producer *p = producer_on(&m, 0, 0, "retry.backoff.ms", "10");
     kf_error err;
@@ -311,15 +269,15 @@ static void retriable_errors_do_not_fail_deliveries(void **state)
     assert_int_equal(kf_producer_acked_upto(p), 10);
     assert_false(kf_producer_failed(p, NULL));
     kf_producer_destroy(p);
-    mock_stop(&m);
+    kf_test_mock_stop(&m);
 }
 
 /* With a slow broker, the producer never holds more than max_in_flight messages: it says
  * KF_ERR_FULL when told not to wait, and otherwise waits for deliveries. */
 static void in_flight_bound_applies_backpressure(void **state)
 {
-    mock m;
-    mock_start(&m, 1);
+    kf_test_mock m;
+    assert_int_equal(kf_test_mock_start(&m, 1), 0);
     rd_kafka_mock_topic_create(m.mc, "bp", 1, 1);
     kf_error err;
 
@@ -356,14 +314,14 @@ static void in_flight_bound_applies_backpressure(void **state)
     assert_int_equal(kf_producer_flush(p, 10000, &err), KF_OK);
     assert_int_equal(kf_producer_acked_upto(p), 30);
     kf_producer_destroy(p);
-    mock_stop(&m);
+    kf_test_mock_stop(&m);
 }
 
 /* librdkafka's own queue limit (queue.buffering.max.messages) is backpressure as well. */
 static void client_queue_full_is_backpressure(void **state)
 {
-    mock m;
-    mock_start(&m, 1);
+    kf_test_mock m;
+    assert_int_equal(kf_test_mock_start(&m, 1), 0);
     rd_kafka_mock_topic_create(m.mc, "qf", 1, 1);
     kf_error err;
     kf_producer *p = producer_on(&m, 100, -1, "queue.buffering.max.messages", "3");
@@ -388,7 +346,7 @@ static void client_queue_full_is_backpressure(void **state)
     assert_int_equal(kf_producer_flush(p, 10000, &err), KF_OK);
     assert_int_equal(kf_producer_acked_upto(p), 10);
     kf_producer_destroy(p);
-    mock_stop(&m);
+    kf_test_mock_stop(&m);
 }
 
 static void bad_configuration_is_a_config_error(void **state)

@@ -3,18 +3,7 @@
  * aborted and rewound by the commit, a fenced producer is fatal. The mock broker neither
  * honours read_committed nor stores transactional offsets: visibility and the group's
  * committed offset after a transaction are checked in the integration test. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
-
-#include <librdkafka/rdkafka.h>
-#include <librdkafka/rdkafka_mock.h>
-
+#include "kf_test_kafka.h"
 #include "kfleet/kafka.h"
 #include "kfleet/log.h"
 
@@ -23,57 +12,30 @@
 #define APIKEY_END_TXN 26
 
 typedef struct fixture {
-    rd_kafka_t *rk;
-    rd_kafka_mock_cluster_t *mc;
-    char bootstraps[256];
+    kf_test_mock mock;
     kf_producer *p;
     kf_consumer *c;
     kf_txn *t;
 } fixture;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void fill(fixture *f, int n)
-{
-    const char *kv[] = {"bootstrap.servers", f->bootstraps};
-    kf_error err;
-    kf_producer *p = kf_producer_new(kv, 1, NULL, &err);
-    assert_non_null(p);
-    for (int i = 0; i < n; i++) {
-        kf_produce_msg msg = {.topic = "in", .partition = 0, .value = "x", .value_len = 1};
-        assert_int_equal(kf_producer_produce(p, &msg, NULL, &err), KF_OK);
-    }
-    assert_int_equal(kf_producer_flush(p, 10000, &err), KF_OK);
-    kf_producer_destroy(p);
-}
-
 static int setup(void **state)
 {
     static fixture f;
     memset(&f, 0, sizeof(f));
-    char errstr[256];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
-    f.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    f.mc = rd_kafka_mock_cluster_new(f.rk, 3);
-    snprintf(f.bootstraps, sizeof(f.bootstraps), "%s", rd_kafka_mock_cluster_bootstraps(f.mc));
-    rd_kafka_mock_topic_create(f.mc, "in", 1, 3);
-    rd_kafka_mock_topic_create(f.mc, "out", 1, 3);
+    if (kf_test_mock_start(&f.mock, 3) < 0)
+        return -1;
+    rd_kafka_mock_topic_create(f.mock.mc, "in", 1, 3);
+    rd_kafka_mock_topic_create(f.mock.mc, "out", 1, 3);
     /* a different transactional.id and group per test: no state leaks between tests */
     static int seq;
     char txid[32], group[32];
     snprintf(txid, sizeof(txid), "tx-%d", ++seq);
     snprintf(group, sizeof(group), "rpw-%d", seq);
     kf_error err;
-    const char *pkv[] = {"bootstrap.servers", f.bootstraps, "transactional.id", txid};
+    const char *pkv[] = {"bootstrap.servers", f.mock.bootstraps, "transactional.id", txid};
     f.p = kf_producer_new(pkv, 2, NULL, &err);
-    const char *ckv[] = {"bootstrap.servers",  f.bootstraps, "group.id", group,
-                         "enable.auto.commit", "false"};
+    const char *ckv[] = {
+        "bootstrap.servers", f.mock.bootstraps, "group.id", group, "enable.auto.commit", "false"};
     f.c = kf_consumer_new(ckv, 3, NULL, &err);
     if (!f.p || !f.c)
         return -1;
@@ -95,22 +57,8 @@ static int teardown(void **state)
     kf_txn_destroy(f->t);
     kf_consumer_destroy(f->c);
     kf_producer_destroy(f->p);
-    rd_kafka_mock_cluster_destroy(f->mc);
-    rd_kafka_destroy(f->rk);
+    kf_test_mock_stop(&f->mock);
     return 0;
-}
-
-static int consume(fixture *f, rd_kafka_message_t **out, int want, int timeout_ms)
-{
-    int got = 0;
-    int64_t deadline = now_ms() + timeout_ms;
-    kf_error err;
-    while (got < want && now_ms() < deadline) {
-        int n = kf_consumer_poll_batch(f->c, out + got, (size_t)(want - got), 200, &err);
-        assert_true(n >= 0);
-        got += n;
-    }
-    return got;
 }
 
 /* Produces one output per input, still holding the inputs. */
@@ -129,34 +77,18 @@ static int process(fixture *f, rd_kafka_message_t **msgs, int n, kf_error *err)
     return KF_OK;
 }
 
-static int64_t committed(fixture *f)
-{
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(parts, "in", 0);
-    assert_int_equal(rd_kafka_committed(kf_consumer_handle(f->c), parts, 5000), 0);
-    int64_t off = parts->elems[0].offset;
-    rd_kafka_topic_partition_list_destroy(parts);
-    return off;
-}
-
-static void destroy_all(rd_kafka_message_t **msgs, int n)
-{
-    for (int i = 0; i < n; i++)
-        rd_kafka_message_destroy(msgs[i]);
-}
-
 static void committed_cycle_succeeds(void **state)
 {
     fixture *f = *state;
     kf_error err;
-    fill(f, 10);
+    kf_test_fill(f->mock.bootstraps, "in", 0, 10);
     rd_kafka_message_t *msgs[10];
     assert_int_equal(kf_txn_begin(f->t, &err), KF_OK);
     assert_true(kf_txn_open(f->t));
-    int n = consume(f, msgs, 10, 10000);
+    int n = kf_test_consume(f->c, msgs, 10, 10000);
     assert_int_equal(n, 10);
     assert_int_equal(process(f, msgs, n, &err), KF_OK);
-    destroy_all(msgs, n);
+    kf_test_destroy_all(msgs, n);
     assert_int_equal(kf_txn_send_offsets(f->t, &err), KF_OK);
     assert_int_equal(kf_txn_commit(f->t, &err), KF_OK);
     assert_false(kf_txn_open(f->t));
@@ -174,32 +106,32 @@ static void abort_rewinds_to_committed_offsets(void **state)
 {
     fixture *f = *state;
     kf_error err;
-    fill(f, 6);
+    kf_test_fill(f->mock.bootstraps, "in", 0, 6);
     rd_kafka_message_t *msgs[6];
     /* offsets 0..1 committed earlier (the mock broker keeps group commits, not transactional
      * ones, so the committed position is set through the consumer here) */
-    int n = consume(f, msgs, 6, 10000);
+    int n = kf_test_consume(f->c, msgs, 6, 10000);
     assert_int_equal(n, 6);
     assert_int_equal(kf_consumer_store_offset(f->c, msgs[1], &err), KF_OK);
     assert_int_equal(kf_consumer_commit(f->c, false, &err), KF_OK);
-    assert_int_equal(committed(f), 2);
+    assert_int_equal(kf_test_committed(f->c, "in", 0, 5000), 2);
 
     assert_int_equal(kf_txn_begin(f->t, &err), KF_OK);
     assert_int_equal(process(f, msgs + 2, 4, &err), KF_OK);
-    destroy_all(msgs, n);
+    kf_test_destroy_all(msgs, n);
     assert_int_equal(kf_txn_send_offsets(f->t, &err), KF_OK);
     assert_int_equal(kf_txn_abort(f->t, &err), KF_OK);
     assert_false(kf_txn_open(f->t));
     assert_false(kf_producer_failed(f->p, NULL));
 
     /* the aborted inputs come back, from the first uncommitted one */
-    n = consume(f, msgs, 4, 10000);
+    n = kf_test_consume(f->c, msgs, 4, 10000);
     assert_int_equal(n, 4);
     assert_int_equal(msgs[0]->offset, 2);
     assert_int_equal(msgs[3]->offset, 5);
     assert_int_equal(kf_txn_begin(f->t, &err), KF_OK);
     assert_int_equal(process(f, msgs, n, &err), KF_OK);
-    destroy_all(msgs, n);
+    kf_test_destroy_all(msgs, n);
     assert_int_equal(kf_txn_send_offsets(f->t, &err), KF_OK);
     assert_int_equal(kf_txn_commit(f->t, &err), KF_OK);
 }
@@ -210,14 +142,15 @@ static void abortable_commit_aborts_and_rewinds(void **state)
 {
     fixture *f = *state;
     kf_error err;
-    fill(f, 4);
+    kf_test_fill(f->mock.bootstraps, "in", 0, 4);
     rd_kafka_message_t *msgs[4];
     assert_int_equal(kf_txn_begin(f->t, &err), KF_OK);
-    int n = consume(f, msgs, 4, 10000);
+    int n = kf_test_consume(f->c, msgs, 4, 10000);
     assert_int_equal(n, 4);
-    rd_kafka_mock_push_request_errors(f->mc, APIKEY_PRODUCE, 1, RD_KAFKA_RESP_ERR_INVALID_RECORD);
+    rd_kafka_mock_push_request_errors(f->mock.mc, APIKEY_PRODUCE, 1,
+                                      RD_KAFKA_RESP_ERR_INVALID_RECORD);
     assert_int_equal(process(f, msgs, n, &err), KF_OK);
-    destroy_all(msgs, n);
+    kf_test_destroy_all(msgs, n);
     int rc = kf_txn_send_offsets(f->t, &err);
     if (rc == KF_OK)
         rc = kf_txn_commit(f->t, &err);
@@ -231,12 +164,12 @@ static void abortable_commit_aborts_and_rewinds(void **state)
      * client may need one more abort to bump its epoch after the rejected batch). */
     int rc2 = KF_ERR_KAFKA;
     for (int attempt = 0; attempt < 3 && rc2 != KF_OK; attempt++) {
-        n = consume(f, msgs, 4, 10000);
+        n = kf_test_consume(f->c, msgs, 4, 10000);
         assert_int_equal(n, 4);
         assert_int_equal(msgs[0]->offset, 0);
         assert_int_equal(kf_txn_begin(f->t, &err), KF_OK);
         assert_int_equal(process(f, msgs, n, &err), KF_OK);
-        destroy_all(msgs, n);
+        kf_test_destroy_all(msgs, n);
         rc2 = kf_txn_send_offsets(f->t, &err);
         if (rc2 == KF_OK)
             rc2 = kf_txn_commit(f->t, &err);
@@ -254,15 +187,16 @@ static void fenced_producer_is_fatal(void **state)
 {
     fixture *f = *state;
     kf_error err;
-    fill(f, 2);
+    kf_test_fill(f->mock.bootstraps, "in", 0, 2);
     rd_kafka_message_t *msgs[2];
     assert_int_equal(kf_txn_begin(f->t, &err), KF_OK);
-    int n = consume(f, msgs, 2, 10000);
+    int n = kf_test_consume(f->c, msgs, 2, 10000);
     assert_int_equal(n, 2);
     assert_int_equal(process(f, msgs, n, &err), KF_OK);
-    destroy_all(msgs, n);
+    kf_test_destroy_all(msgs, n);
     assert_int_equal(kf_txn_send_offsets(f->t, &err), KF_OK);
-    rd_kafka_mock_push_request_errors(f->mc, APIKEY_END_TXN, 1, RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
+    rd_kafka_mock_push_request_errors(f->mock.mc, APIKEY_END_TXN, 1,
+                                      RD_KAFKA_RESP_ERR_PRODUCER_FENCED);
     assert_int_equal(kf_txn_commit(f->t, &err), KF_ERR_FATAL);
     assert_true(err.fatal);
     assert_int_equal(kf_txn_begin(f->t, &err), KF_ERR_FATAL);

@@ -1,53 +1,52 @@
 /* Unit tests for the integration-test environment helpers (DSN parsing, unique names). */
 #include "kf_test_env.h"
 
-static void parses_a_full_mysql_dsn(void **state)
+/* Parses text as a DSN of scheme and asserts every part of the result against want. */
+static void assert_parses_to(const char *text, const char *scheme, unsigned default_port,
+                             const kf_test_dsn *want)
 {
     kf_test_dsn dsn;
-    assert_true(
-        kf_test_dsn_parse("mysql://kfleet:secret@127.0.0.1:13306/kfleet", "mysql", 3306, &dsn));
-    assert_string_equal(dsn.user, "kfleet");
-    assert_string_equal(dsn.password, "secret");
-    assert_string_equal(dsn.host, "127.0.0.1");
-    assert_int_equal(dsn.port, 13306);
-    assert_string_equal(dsn.db, "kfleet");
+    assert_true(kf_test_dsn_parse(text, scheme, default_port, &dsn));
+    assert_string_equal(dsn.user, want->user);
+    assert_string_equal(dsn.password, want->password);
+    assert_string_equal(dsn.host, want->host);
+    assert_int_equal(dsn.port, want->port);
+    assert_string_equal(dsn.db, want->db);
+}
+
+static void parses_a_full_mysql_dsn(void **state)
+{
+    assert_parses_to("mysql://kfleet:secret@127.0.0.1:13306/kfleet", "mysql", 3306,
+                     &(kf_test_dsn){"kfleet", "secret", "127.0.0.1", 13306, "kfleet"});
 }
 
 static void defaults_port_and_allows_missing_password_and_db(void **state)
 {
-    kf_test_dsn dsn;
-    assert_true(kf_test_dsn_parse("postgresql://app@db.example", "postgresql", 5432, &dsn));
-    assert_string_equal(dsn.user, "app");
-    assert_string_equal(dsn.password, "");
-    assert_string_equal(dsn.host, "db.example");
-    assert_int_equal(dsn.port, 5432);
-    assert_string_equal(dsn.db, "");
+    assert_parses_to("postgresql://app@db.example", "postgresql", 5432,
+                     &(kf_test_dsn){"app", "", "db.example", 5432, ""});
 }
 
 static void decodes_percent_escapes_in_credentials(void **state)
 {
-    kf_test_dsn dsn;
-    assert_true(kf_test_dsn_parse("mysql://us%40er:p%3Aa%2fss@h:1/d%20b", "mysql", 3306, &dsn));
-    assert_string_equal(dsn.user, "us@er");
-    assert_string_equal(dsn.password, "p:a/ss");
-    assert_string_equal(dsn.db, "d b");
+    assert_parses_to("mysql://us%40er:p%3Aa%2fss@h:1/d%20b", "mysql", 3306,
+                     &(kf_test_dsn){"us@er", "p:a/ss", "h", 1, "d b"});
 }
 
 static void rejects_malformed_dsns(void **state)
 {
     kf_test_dsn dsn;
+    /* another scheme */
     assert_false(kf_test_dsn_parse("postgresql://u:p@h:1/db", "mysql", 3306, &dsn));
-    assert_false(kf_test_dsn_parse("mysql:/u:p@h:1/db", "mysql", 3306, &dsn));
-    assert_false(kf_test_dsn_parse("mysql://h:1/db", "mysql", 3306, &dsn));
-    assert_false(kf_test_dsn_parse("mysql://:p@h:1/db", "mysql", 3306, &dsn));
-    assert_false(kf_test_dsn_parse("mysql://u:p@:1/db", "mysql", 3306, &dsn));
-    assert_false(kf_test_dsn_parse("mysql://u:p@h:/db", "mysql", 3306, &dsn));
-    assert_false(kf_test_dsn_parse("mysql://u:p@h:0/db", "mysql", 3306, &dsn));
-    assert_false(kf_test_dsn_parse("mysql://u:p@h:70000/db", "mysql", 3306, &dsn));
-    assert_false(kf_test_dsn_parse("mysql://u:p@h:12x/db", "mysql", 3306, &dsn));
-    assert_false(kf_test_dsn_parse("mysql://u:p@h:1/db?ssl=1", "mysql", 3306, &dsn));
-    assert_false(kf_test_dsn_parse("mysql://u:p%4@h:1/db", "mysql", 3306, &dsn));
-    assert_false(kf_test_dsn_parse("mysql://u:p%zz@h:1/db", "mysql", 3306, &dsn));
+    static const char *const bad[] = {
+        "mysql:/u:p@h:1/db",      "mysql://h:1/db",        "mysql://:p@h:1/db",
+        "mysql://u:p@:1/db",      "mysql://u:p@h:/db",     "mysql://u:p@h:0/db",
+        "mysql://u:p@h:70000/db", "mysql://u:p@h:12x/db",  "mysql://u:p@h:1/db?ssl=1",
+        "mysql://u:p%4@h:1/db",   "mysql://u:p%zz@h:1/db",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (kf_test_dsn_parse(bad[i], "mysql", 3306, &dsn))
+            fail_msg("\"%s\" parsed as a mysql DSN", bad[i]);
+    }
 }
 
 static void rejects_parts_that_do_not_fit(void **state)

@@ -184,6 +184,16 @@ static void record_change(void *ctx, kf_circuit from, kf_circuit to, int64_t now
     t->count++;
 }
 
+/* Asserts that t saw count transitions, the last one from -> to at at_ms. */
+static void assert_last_transition(const transitions *t, int count, kf_circuit from, kf_circuit to,
+                                   int64_t at_ms)
+{
+    assert_int_equal(t->count, count);
+    assert_int_equal(t->from[count - 1], from);
+    assert_int_equal(t->to[count - 1], to);
+    assert_int_equal(t->at[count - 1], at_ms);
+}
+
 static kf_breaker *breaker(uint32_t failures, int64_t open_ms, uint32_t successes, transitions *t)
 {
     kf_breaker_config cfg = {
@@ -216,10 +226,7 @@ static void closed_opens_after_consecutive_failures(void **state)
     assert_int_equal(t.count, 0);
     kf_breaker_record_failure(b, 60);
     assert_int_equal(kf_breaker_state(b), KF_CIRCUIT_OPEN);
-    assert_int_equal(t.count, 1);
-    assert_int_equal(t.from[0], KF_CIRCUIT_CLOSED);
-    assert_int_equal(t.to[0], KF_CIRCUIT_OPEN);
-    assert_int_equal(t.at[0], 60);
+    assert_last_transition(&t, 1, KF_CIRCUIT_CLOSED, KF_CIRCUIT_OPEN, 60);
     kf_breaker_destroy(b);
 }
 
@@ -243,10 +250,7 @@ static void open_rejects_until_cool_down_then_half_open(void **state)
     assert_true(kf_breaker_allow(b, 6000));
     assert_int_equal(kf_breaker_state(b), KF_CIRCUIT_HALF_OPEN);
     assert_int_equal(kf_breaker_remaining_ms(b, 6000), 0);
-    assert_int_equal(t.count, 2);
-    assert_int_equal(t.from[1], KF_CIRCUIT_OPEN);
-    assert_int_equal(t.to[1], KF_CIRCUIT_HALF_OPEN);
-    assert_int_equal(t.at[1], 6000);
+    assert_last_transition(&t, 2, KF_CIRCUIT_OPEN, KF_CIRCUIT_HALF_OPEN, 6000);
     kf_breaker_destroy(b);
 }
 
@@ -270,10 +274,7 @@ static void half_open_closes_after_successes_and_limits_trials(void **state)
     assert_int_equal(kf_breaker_state(b), KF_CIRCUIT_HALF_OPEN);
     kf_breaker_record_success(b, 130);
     assert_int_equal(kf_breaker_state(b), KF_CIRCUIT_CLOSED);
-    assert_int_equal(t.count, 3);
-    assert_int_equal(t.from[2], KF_CIRCUIT_HALF_OPEN);
-    assert_int_equal(t.to[2], KF_CIRCUIT_CLOSED);
-    assert_int_equal(t.at[2], 130);
+    assert_last_transition(&t, 3, KF_CIRCUIT_HALF_OPEN, KF_CIRCUIT_CLOSED, 130);
     /* Closed again with a fresh failure streak: one failure does not reopen it. */
     assert_true(kf_breaker_allow(b, 140));
     kf_breaker_record_failure(b, 140);
@@ -294,9 +295,7 @@ static void half_open_failure_reopens_with_new_cool_down(void **state)
     assert_true(kf_breaker_allow(b, 1020));
     kf_breaker_record_failure(b, 1500);
     assert_int_equal(kf_breaker_state(b), KF_CIRCUIT_OPEN);
-    assert_int_equal(t.count, 3);
-    assert_int_equal(t.from[2], KF_CIRCUIT_HALF_OPEN);
-    assert_int_equal(t.to[2], KF_CIRCUIT_OPEN);
+    assert_last_transition(&t, 3, KF_CIRCUIT_HALF_OPEN, KF_CIRCUIT_OPEN, 1500);
     /* The cool-down counts from the half-open failure, not the first opening. */
     assert_false(kf_breaker_allow(b, 2000));
     assert_int_equal(kf_breaker_remaining_ms(b, 2000), 500);

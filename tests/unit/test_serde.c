@@ -274,51 +274,41 @@ static void decode_errors(void **state)
     avro_value_t *d;
     assert_int_equal(kf_serde_add_schema(s, 1, SIMPLE, &err), KF_OK);
     assert_int_equal(kf_serde_add_schema(s, 5, ALL_TYPES, &err), KF_OK);
-    /* id=2, name="ab" */
-    assert_int_equal(decode_payload(s, 1,
-                                    "\x04\x04"
-                                    "ab",
-                                    4, &err),
-                     KF_OK);
-
     const uint8_t wrong_magic[] = {1, 0, 0, 0, 1, 4, 4, 'a', 'b'};
     assert_int_equal(kf_serde_decode(s, wrong_magic, sizeof(wrong_magic), NULL, &d, &err),
                      KF_ERR_DECODE);
     assert_int_equal(kf_serde_decode(s, wrong_magic, 3, NULL, &d, &err), KF_ERR_DECODE);
     assert_int_equal(kf_serde_decode(s, NULL, 0, NULL, &d, &err), KF_ERR_DECODE);
 
-    assert_int_equal(decode_payload(s, 4242,
-                                    "\x04\x04"
-                                    "ab",
-                                    4, &err),
-                     KF_ERR_NOT_FOUND);
-    assert_non_null(strstr(err.message, "4242"));
-
-    assert_int_equal(decode_payload(s, 1,
-                                    "\x04\x04"
-                                    "ab!",
-                                    5, &err),
-                     KF_ERR_DECODE);
-    assert_non_null(strstr(err.message, "trailing"));
-    assert_int_equal(decode_payload(s, 1,
-                                    "\x04\x06"
-                                    "ab",
-                                    4, &err),
-                     KF_ERR_DECODE);
-    assert_non_null(strstr(err.message, "string length"));
-    /* a length claiming 2 GiB, a negative length, a varint that never ends */
-    assert_int_equal(decode_payload(s, 1, "\x04\xfe\xff\xff\xff\x0f", 6, &err), KF_ERR_DECODE);
-    assert_int_equal(decode_payload(s, 1,
-                                    "\x04\x03"
-                                    "a",
-                                    3, &err),
-                     KF_ERR_DECODE);
-    assert_int_equal(
-        decode_payload(s, 1, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00", 12, &err),
-        KF_ERR_DECODE);
-    assert_non_null(strstr(err.message, "varint"));
-    /* an empty payload for a non-empty record */
-    assert_int_equal(decode_payload(s, 1, "", 0, &err), KF_ERR_DECODE);
+    /* payloads framed with a schema id; schema 1 is SIMPLE (id int, name string) */
+    static const struct {
+        const char *what;
+        int32_t id;
+        const char *payload;
+        size_t len;
+        int rc;
+        const char *message; /* a part of the error message, or NULL */
+    } cases[] = {
+        {"id=2, name=\"ab\"", 1, "\004\004ab", 4, KF_OK, NULL},
+        {"an unknown schema id", 4242, "\004\004ab", 4, KF_ERR_NOT_FOUND, "4242"},
+        {"a trailing byte", 1, "\004\004ab!", 5, KF_ERR_DECODE, "trailing"},
+        {"a string longer than the payload", 1, "\004\006ab", 4, KF_ERR_DECODE, "string length"},
+        {"a length claiming 2 GiB", 1, "\x04\xfe\xff\xff\xff\x0f", 6, KF_ERR_DECODE, NULL},
+        {"a negative length", 1, "\004\003a", 3, KF_ERR_DECODE, NULL},
+        {"a varint that never ends", 1, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01\x00", 12,
+         KF_ERR_DECODE, "varint"},
+        {"an empty payload for a non-empty record", 1, "", 0, KF_ERR_DECODE, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        kf_error_clear(&err);
+        int rc = decode_payload(s, cases[i].id, cases[i].payload, cases[i].len, &err);
+        if (rc != cases[i].rc)
+            fail_msg("%s: decoding returned %d, expected %d (%s)", cases[i].what, rc, cases[i].rc,
+                     err.message);
+        if (cases[i].message && !strstr(err.message, cases[i].message))
+            fail_msg("%s: the error \"%s\" does not mention \"%s\"", cases[i].what, err.message,
+                     cases[i].message);
+    }
     kf_serde_destroy(s);
 }
 

@@ -11,18 +11,14 @@
 #include <avro.h>
 #include <jansson.h>
 
+#include "kf_test_table.h"
 #include "kfleet/table.h"
 
 /* A table with one column of every type, a two-column primary key declared out of column
  * order, and a column name that needs sanitizing. */
 static kf_table *all_types_table(void)
 {
-    static const struct {
-        const char *name;
-        const char *type;
-        bool nullable;
-        int pk;
-    } spec[] = {
+    static const kf_test_column spec[] = {
         {"tenant", "smallint", false, 2},
         {"id", "bigint", false, 1},
         {"qty", "int", true, 0},
@@ -41,17 +37,10 @@ static kf_table *all_types_table(void)
         {"Unit Price (€)", "decimal(5,2)", true, 0},
     };
     kf_error err;
-    kf_table *t = kf_table_new("kfleet", "shop", "public", "order items", &err);
-    assert_non_null(t);
-    for (size_t i = 0; i < sizeof(spec) / sizeof(spec[0]); i++) {
-        kf_column c;
-        memset(&c, 0, sizeof(c));
-        c.name = spec[i].name;
-        assert_int_equal(kf_coltype_parse(spec[i].type, &c, &err), KF_OK);
-        c.nullable = spec[i].nullable;
-        c.pk_order = spec[i].pk;
-        assert_int_equal(kf_table_add_column(t, &c, &err), KF_OK);
-    }
+    kf_table *t = kf_test_table_new("kfleet", "shop", "public", "order items", spec,
+                                    sizeof(spec) / sizeof(spec[0]), &err);
+    if (!t)
+        fail_msg("%s", err.message);
     return t;
 }
 
@@ -404,10 +393,7 @@ static void envelope_reads_back_into_the_same_table(void **state)
 
 /* Written the way Debezium's PostgreSQL connector and the Confluent Avro converter emit it
  * (column.propagate.source.type on, no kfleet properties); the key comes separately. */
-static const char debezium_envelope[] =
-    "{\"type\":\"record\",\"name\":\"Envelope\",\"namespace\":\"dbserver1.inventory.customers\","
-    "\"fields\":["
-    "{\"name\":\"before\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"Value\",\"fields\":["
+static const char debezium_envelope[] = KF_TEST_DEBEZIUM_ENVELOPE(
     "{\"name\":\"id\",\"type\":\"int\"},"
     "{\"name\":\"first_name\",\"type\":{\"type\":\"string\",\"connect.parameters\":{"
     "\"__debezium.source.column.type\":\"VARCHAR\",\"__debezium.source.column.length\":\"255\","
@@ -432,37 +418,9 @@ static const char debezium_envelope[] =
     "\"connect.name\":\"io.debezium.data.Json\"}],\"default\":null},"
     "{\"name\":\"weight\",\"type\":[\"null\",\"float\"],\"default\":null},"
     "{\"name\":\"big\",\"type\":[\"null\",\"long\"],\"default\":null},"
-    "{\"name\":\"vip\",\"type\":[\"null\",\"boolean\"],\"default\":null}"
-    "],\"connect.name\":\"dbserver1.inventory.customers.Value\"}],\"default\":null},"
-    "{\"name\":\"after\",\"type\":[\"null\",\"Value\"],\"default\":null},"
-    "{\"name\":\"source\",\"type\":{\"type\":\"record\",\"name\":\"Source\","
-    "\"namespace\":\"io.debezium.connector.postgresql\",\"fields\":["
-    "{\"name\":\"version\",\"type\":\"string\"},{\"name\":\"connector\",\"type\":\"string\"},"
-    "{\"name\":\"name\",\"type\":\"string\"},{\"name\":\"ts_ms\",\"type\":\"long\"},"
-    "{\"name\":\"snapshot\",\"type\":[{\"type\":\"string\",\"connect.version\":1,"
-    "\"connect.parameters\":{\"allowed\":\"true,last,false,incremental\"},"
-    "\"connect.default\":\"false\",\"connect.name\":\"io.debezium.data.Enum\"},\"null\"],"
-    "\"default\":\"false\"},"
-    "{\"name\":\"db\",\"type\":\"string\"},"
-    "{\"name\":\"sequence\",\"type\":[\"null\",\"string\"],\"default\":null},"
-    "{\"name\":\"schema\",\"type\":\"string\"},{\"name\":\"table\",\"type\":\"string\"},"
-    "{\"name\":\"txId\",\"type\":[\"null\",\"long\"],\"default\":null},"
-    "{\"name\":\"lsn\",\"type\":[\"null\",\"long\"],\"default\":null},"
-    "{\"name\":\"xmin\",\"type\":[\"null\",\"long\"],\"default\":null}],"
-    "\"connect.name\":\"io.debezium.connector.postgresql.Source\"}},"
-    "{\"name\":\"op\",\"type\":\"string\"},"
-    "{\"name\":\"ts_ms\",\"type\":[\"null\",\"long\"],\"default\":null},"
-    "{\"name\":\"transaction\",\"type\":[\"null\",{\"type\":\"record\",\"name\":\"block\","
-    "\"namespace\":\"event\",\"fields\":[{\"name\":\"id\",\"type\":\"string\"},"
-    "{\"name\":\"total_order\",\"type\":\"long\"},"
-    "{\"name\":\"data_collection_order\",\"type\":\"long\"}],"
-    "\"connect.version\":1,\"connect.name\":\"event.block\"}],\"default\":null}],"
-    "\"connect.version\":1,\"connect.name\":\"dbserver1.inventory.customers.Envelope\"}";
+    "{\"name\":\"vip\",\"type\":[\"null\",\"boolean\"],\"default\":null}");
 
-static const char debezium_key[] =
-    "{\"type\":\"record\",\"name\":\"Key\",\"namespace\":\"dbserver1.inventory.customers\","
-    "\"fields\":[{\"name\":\"id\",\"type\":\"int\"}],"
-    "\"connect.name\":\"dbserver1.inventory.customers.Key\"}";
+static const char debezium_key[] = KF_TEST_DEBEZIUM_KEY;
 
 static void debezium_envelope_reads_into_a_table(void **state)
 {
