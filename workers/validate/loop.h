@@ -39,7 +39,9 @@ typedef struct kf_vloop_config {
 /* Summary of a run, for the exit log line and the benchmark. */
 typedef struct kf_vloop_stats {
     uint64_t records_in, valid, quarantined, undecodable, unchecked, batches, aborts;
-    int64_t first_record_ms, last_commit_ms; /* monotonic clock; 0 when nothing was consumed */
+    /* Monotonic clock; 0 when it did not happen: the first partition assignment, the first
+     * record polled, the last commit. */
+    int64_t assigned_ms, first_record_ms, last_commit_ms;
 } kf_vloop_stats;
 
 /* Derives the valid topic for an input topic: <p>.<rest> or <p>.evolved.<rest> becomes

@@ -14,6 +14,7 @@
 #include "kfleet/config.h"
 #include "kfleet/log.h"
 #include "loop.h"
+#include "txnid.h"
 
 #define PROGRAM "kfleet-validate"
 
@@ -58,8 +59,15 @@ static const kf_config_key WORKER_KEYS[] = {
      .type = KF_CONFIG_STRING,
      .offset = offsetof(validate_cfg, txn_id),
      .flag = "transactional-id",
-     .description = "Transactional id of this instance, stable across restarts and unique per "
-                    "instance; default <group>-<hostname>."},
+     .description = "Transactional id of this instance: unique among running instances, and "
+                    "best the same after a restart, so the new instance aborts its "
+                    "predecessor's open transaction at once. Default: <group>-<group.instance.id> "
+                    "when kafka.group.instance.id is set; else <group>-<hostname>-<slot>, slot "
+                    "being the lowest free one of the lock files "
+                    "$XDG_RUNTIME_DIR (or /tmp)/kfleet-validate.<group>.<n>.lock, so replicas on "
+                    "one host differ and a restarted one takes back its slot; else "
+                    "<group>-<hostname>-pid<pid>. Zombies are fenced by the consumer group "
+                    "generation (KIP-447) whatever the id."},
     {.name = "kfleet.eos",
      .type = KF_CONFIG_BOOL,
      .offset = offsetof(validate_cfg, eos),
@@ -268,6 +276,7 @@ static int run_worker(int argc, char **argv)
     kf_app app;
     kf_app_kv kv = {0};
     kf_alert *alert = NULL;
+    kf_txnid *txnid = NULL;
     size_t nc = vc.contracts.count;
     kf_contract **contracts = calloc(nc ? nc : 1, sizeof(*contracts));
     if (!contracts) {
@@ -291,12 +300,19 @@ static int run_worker(int argc, char **argv)
         kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
         goto out_stop;
     }
-    char host[128] = "localhost", txn_id[512];
-    gethostname(host, sizeof(host) - 1);
     const char *group = kf_app_kv_get(&kv, "group.id");
     if (!group)
         group = vc.group;
-    snprintf(txn_id, sizeof(txn_id), "%s-%s", group, host);
+    if (vc.eos && !vc.txn_id &&
+        !(txnid = kf_txnid_new(group, kf_app_kv_get(&kv, "group.instance.id"),
+                               getenv("XDG_RUNTIME_DIR"), &err))) {
+        rc = err.code;
+        kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
+        goto out_stop;
+    }
+    if (vc.eos)
+        kf_log(KF_LOG_INFO, "transactional id", "id", vc.txn_id ? vc.txn_id : kf_txnid_id(txnid),
+               "source", vc.txn_id ? "configured" : "derived", (char *)NULL);
     kf_alert_config acfg = {.worker = PROGRAM,
                             .webhook_url = vc.webhook,
                             .no_actions = vc.no_actions,
@@ -316,7 +332,9 @@ static int run_worker(int argc, char **argv)
                           .kafka_kv = kv.kv,
                           .kafka_npairs = kv.npairs,
                           .group = group,
-                          .transactional_id = vc.txn_id ? vc.txn_id : txn_id,
+                          .transactional_id = vc.txn_id ? vc.txn_id
+                                              : txnid   ? kf_txnid_id(txnid)
+                                                        : NULL,
                           .eos = vc.eos,
                           .batch_size = (size_t)vc.batch_size,
                           .poll_timeout_ms = (int)vc.poll_ms,
@@ -330,8 +348,10 @@ static int run_worker(int argc, char **argv)
     rc = kf_vloop_run(&lc, &st, &err);
     if (rc != KF_OK)
         kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
-    char f[7][32];
+    char f[8][32];
     int64_t elapsed = st.first_record_ms ? st.last_commit_ms - st.first_record_ms : 0;
+    int64_t since_assign =
+        st.assigned_ms && st.last_commit_ms ? st.last_commit_ms - st.assigned_ms : 0;
     snprintf(f[0], 32, "%" PRIu64, st.records_in);
     snprintf(f[1], 32, "%" PRIu64, st.valid);
     snprintf(f[2], 32, "%" PRIu64, st.quarantined);
@@ -339,11 +359,13 @@ static int run_worker(int argc, char **argv)
     snprintf(f[4], 32, "%" PRIu64, st.batches);
     snprintf(f[5], 32, "%" PRIu64, st.aborts);
     snprintf(f[6], 32, "%" PRId64, elapsed);
+    snprintf(f[7], 32, "%" PRId64, since_assign);
     kf_log(KF_LOG_INFO, "stopped", "records_in", f[0], "valid", f[1], "quarantined", f[2],
            "undecodable", f[3], "batches", f[4], "aborted_batches", f[5], "elapsed_ms", f[6],
-           (char *)NULL);
+           "since_assign_ms", f[7], (char *)NULL);
 
 out_stop:
+    kf_txnid_destroy(txnid);
     kf_alert_destroy(alert);
     for (size_t i = 0; i < nc; i++)
         kf_contract_destroy(contracts[i]);

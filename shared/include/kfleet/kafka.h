@@ -186,7 +186,8 @@ int kf_consumer_subscribe(kf_consumer *c, const char *const *topics, size_t n, k
  * waiting, up to max. Rebalance hooks run inside this call. Returns the number of messages
  * stored in msgs (0 on timeout); the caller owns them and frees each with
  * rd_kafka_message_destroy. Consumer errors are logged and skipped; a fatal one returns
- * KF_ERR_FATAL. */
+ * KF_ERR_FATAL. With librdkafka before 2.2 it also wakes a fetcher parked on a full prefetch
+ * queue (see kf_consumer_fetch_nudges): one ListOffsets round trip when it does. */
 int kf_consumer_poll_batch(kf_consumer *c, rd_kafka_message_t **msgs, size_t max, int timeout_ms,
                            kf_error *err);
 
@@ -214,6 +215,10 @@ int kf_consumer_rewind(kf_consumer *c, int timeout_ms, kf_error *err);
 /* Leaves the group: revoke hooks run, a final commit of stored offsets happens when
  * enable.auto.commit is on. Idempotent. */
 int kf_consumer_close(kf_consumer *c, kf_error *err);
+
+/* How many times kf_consumer_poll_batch woke a fetcher that librdkafka (before 2.2) had
+ * parked on a full prefetch queue: each saves up to a second of idling. For tests and logs. */
+uint64_t kf_consumer_fetch_nudges(const kf_consumer *c);
 
 /* The librdkafka handle, borrowed. */
 rd_kafka_t *kf_consumer_handle(kf_consumer *c);
