@@ -254,12 +254,14 @@ static yaml_node_t *seq_at(pctx *p, yaml_node_t *n, size_t i)
     return node_at(p, n->data.sequence.items.start[i]);
 }
 
+/* Sets *out to the scalar text of n (borrowed from the document), or to NULL and fails when n is
+ * not a scalar. *out is written on every path, so no caller can read it unset. */
 static int get_scalar(pctx *p, yaml_node_t *n, const char *what, const char **out)
 {
     const char *s = scalar_of(n);
+    *out = s;
     if (!s)
         return fail(p, n, "expected a scalar for %s", what);
-    *out = s;
     return KF_OK;
 }
 

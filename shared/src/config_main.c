@@ -38,10 +38,12 @@ static bool is_long(const char *name, size_t len, const char *flag)
     return strlen(flag) == len && strncmp(name, flag, len) == 0;
 }
 
-/* Takes the value of an option from "--x=value", "-xvalue" or the next argument. */
+/* Takes the value of an option from "--x=value", "-xvalue" or the next argument (borrowed from
+ * argv). *value is written on every path, NULL when the value is missing. */
 static int take_value(int argc, char *const argv[], int *i, const char *attached, const char *shown,
                       const char **value, kf_error *err)
 {
+    *value = NULL;
     if (attached) {
         *value = attached;
         return KF_OK;

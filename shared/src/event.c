@@ -1117,9 +1117,12 @@ out_free_rs:
     return rc;
 }
 
+/* Sets *out to the cached reader for (id, is_key), building it on first use; *out is NULL when
+ * that fails. */
 static int rschema_get(kf_event_reader *r, int32_t id, bool is_key, reader_schema **out,
                        kf_error *err)
 {
+    *out = NULL;
     if (r->last && r->last->id == id && r->last->is_key == is_key) {
         *out = r->last;
         return KF_OK;

@@ -283,10 +283,14 @@ int main(int argc, char **argv)
     ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (len <= 0)
         die("could not find the build directory");
+    if ((size_t)len >= sizeof(self) - 1)
+        die("could not find the build directory: its path is too long");
     self[len] = '\0';
     *strrchr(self, '/') = '\0'; /* <build>/tests */
     *strrchr(self, '/') = '\0'; /* <build> */
-    snprintf(bin, sizeof(bin), "%s/workers/validate/kfleet-validate", self);
+    int blen = snprintf(bin, sizeof(bin), "%s/workers/validate/kfleet-validate", self);
+    if (blen < 0 || (size_t)blen >= sizeof(bin))
+        die("could not locate kfleet-validate: the build directory path is too long");
     if (access(bin, X_OK) != 0)
         die("kfleet-validate is not built next to the benchmark");
 

@@ -178,7 +178,7 @@ static void change_events_round_trip_through_kafka(void **state)
     kf_serde *rserde = kf_serde_new(rreg, &err);
     kf_event_reader *r = kf_event_reader_new(rserde, &err);
     assert_non_null(r);
-    char group[128];
+    char group[sizeof(topic) + sizeof(".group") - 1]; /* room for the longest topic */
     snprintf(group, sizeof(group), "%s.group", topic);
     const char *ckv[] = {"bootstrap.servers",  bootstrap, "group.id", group,
                          "enable.auto.commit", "false"};

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,8 +100,10 @@ static int check_unique_keys(parser *p, yaml_node_t *map)
     return KF_OK;
 }
 
+/* Sets *out to the finite number n holds, or to 0 and fails; *out is written on every path. */
 static int parse_double(parser *p, yaml_node_t *n, const char *what, double *out)
 {
+    *out = 0;
     const char *s = scalar(n);
     if (!s)
         return fail(p, n, "%s must be a number, not %s", what, node_kind(n));

@@ -19,9 +19,12 @@
 #define NGOOD_FIRST 300
 #define NMORE       3000
 
+enum { FX_PREFIX_SIZE = 96, FX_TOPIC_SIZE = 160 };
+
 typedef struct fx {
     const char *bootstrap, *registry_url, *validate_bin, *replay_bin;
-    char prefix[96], topic[160], valid[200], dlq[220];
+    char prefix[FX_PREFIX_SIZE], topic[FX_TOPIC_SIZE], valid[200];
+    char dlq[FX_PREFIX_SIZE + sizeof(".dlq.") - 1 + FX_TOPIC_SIZE]; /* <prefix>.dlq.<topic> */
     char contract[256], fixed[256], log[256];
     kf_registry *reg;
     kf_serde *serde;
