@@ -356,9 +356,9 @@ typedef struct sink_opts {
 
 /* Runs the sink until its sync markers cover the whole topic, stops it with SIGTERM and
  * returns records/s from its closing "run summary" line (first record batched to last
- * commit). */
+ * commit); *batches gets the transactions it committed. */
 static double run_sink(PGconn *c, const sink_opts *o, const char *topic, long n, int kind,
-                       int round)
+                       int round, long *batches)
 {
     char log[256], group[128], a[7][640];
     snprintf(log, sizeof(log), "/tmp/kfleet-bench-sink-pg-%ld-%d-%d.log", (long)getpid(), kind,
@@ -422,12 +422,15 @@ static double run_sink(PGconn *c, const sink_opts *o, const char *topic, long n,
         die("could not read the kfleet-sink-pg log");
     char line[4096];
     double rate = -1;
+    *batches = 0;
     while (fgets(line, sizeof(line), f)) {
         char *recs = strstr(line, "records="), *ms = strstr(line, "active_ms=");
-        if (strstr(line, "run summary") && recs && ms) {
+        char *nb = strstr(line, "batches=");
+        if (strstr(line, "run summary") && recs && ms && nb) {
             double nrec = strtod(recs + 8, NULL), span = strtod(ms + 10, NULL);
             if (nrec >= (double)n && span > 0)
                 rate = nrec * 1000.0 / span;
+            *batches = strtol(nb + 8, NULL, 10);
         }
     }
     fclose(f);
@@ -505,7 +508,8 @@ int main(int argc, char **argv)
     const char *bootstrap = env("KFLEET_BOOTSTRAP");
     const char *registry_url = env("KFLEET_REGISTRY_URL");
     const char *dsn = env("KFLEET_PG_DSN");
-    char bin[PATH_MAX], self[PATH_MAX];
+    /* bin holds self (at most PATH_MAX - 1 bytes) and the program's relative path */
+    char bin[PATH_MAX + 64], self[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (len <= 0)
         die("could not find the build directory");
@@ -564,7 +568,8 @@ int main(int argc, char **argv)
     double *peer = calloc((size_t)(NKINDS * pairs), sizeof(double));
     double *kfl = calloc((size_t)(NKINDS * pairs), sizeof(double));
     double *ratio = calloc((size_t)(NKINDS * pairs), sizeof(double));
-    if (!peer || !kfl || !ratio)
+    double *nbatch = calloc((size_t)(NKINDS * pairs), sizeof(double));
+    if (!peer || !kfl || !ratio || !nbatch)
         die("out of memory");
     for (int kind = 0; kind < NKINDS; kind++) {
         for (int i = 0; i < pairs; i++) {
@@ -578,7 +583,9 @@ int main(int argc, char **argv)
                     peer[at] = run_psql(dsn, table, kind, in.csv[kind], n);
                     digest(c, table, dp, sizeof(dp));
                 } else {
-                    kfl[at] = run_sink(c, &so, in.topic[kind], n, kind, i);
+                    long nb;
+                    kfl[at] = run_sink(c, &so, in.topic[kind], n, kind, i, &nb);
+                    nbatch[at] = (double)nb;
                     digest(c, table, dk, sizeof(dk));
                 }
             }
@@ -588,25 +595,28 @@ int main(int argc, char **argv)
             }
             ratio[at] = kfl[at] / peer[at];
             fprintf(stderr,
-                    "%s pair %d: kfleet-sink-pg %.0f rows/s, psql %.0f rows/s, ratio %.3f\n",
-                    kind_name[kind], i + 1, kfl[at], peer[at], ratio[at]);
+                    "%s pair %d: kfleet-sink-pg %.0f rows/s in %.0f transactions, psql %.0f "
+                    "rows/s, ratio %.3f\n",
+                    kind_name[kind], i + 1, kfl[at], nbatch[at], peer[at], ratio[at]);
         }
     }
-    double mk[NKINDS], mp[NKINDS], mr[NKINDS];
+    double mk[NKINDS], mp[NKINDS], mr[NKINDS], mb[NKINDS];
     for (int kind = 0; kind < NKINDS; kind++) {
+        mb[kind] = median(nbatch + kind * pairs, pairs);
         mk[kind] = median(kfl + kind * pairs, pairs);
         mp[kind] = median(peer + kind * pairs, pairs);
         mr[kind] = median(ratio + kind * pairs, pairs);
     }
-    printf("%-10s %-16s %12s %12s %8s  %s\n", "case", "", "kfleet rows/s", "psql rows/s", "ratio",
-           "psql does");
+    printf("%-10s %-16s %12s %12s %8s  %s\n", "case", "kfleet commits", "kfleet rows/s",
+           "psql rows/s", "ratio", "psql does");
     for (int kind = 0; kind < NKINDS; kind++)
-        printf("%-10s %-16s %12.0f %12.0f %8.3f  %s\n", kind_name[kind], "", mk[kind], mp[kind],
-               mr[kind],
+        printf("%-10s %-16.0f %12.0f %12.0f %8.3f  %s\n", kind_name[kind], mb[kind], mk[kind],
+               mp[kind], mr[kind],
                kind == INSERTS ? "\\copy into the table"
                                : "\\copy into a temp table + INSERT ... ON CONFLICT");
     printf("rows %ld (upserts: %ld updates of preloaded keys, %ld inserts), %zu B Avro values, "
-           "%zu B CSV rows, %d partitions, sink.batch.size %d, sink.flush.interval 1s; median "
+           "%zu B CSV rows, %d partitions, sink.batch.size %d, sink.batch.max.rows and "
+           ".max.bytes and sink.flush.interval at their defaults (50000, 8 MiB, 1s); median "
            "of %d alternating pairs (goal >= 0.8)\n"
            "kfleet-sink-pg: first record batched to last commit (its run summary); psql: sum "
            "of \\timing of its statements\n",
@@ -618,7 +628,8 @@ int main(int argc, char **argv)
             die("could not write --out");
         fprintf(f,
                 "{\"benchmark\":\"sink_pg\",\"rows\":%ld,\"value_bytes\":%zu,\"csv_row_bytes\":"
-                "%zu,\"partitions\":%d,\"batch_size\":%d,\"flush_interval_ms\":1000,"
+                "%zu,\"partitions\":%d,\"batch_size\":%d,\"batch_max_rows\":50000,"
+                "\"batch_max_bytes\":8388608,\"flush_interval_ms\":1000,"
                 "\"kfleet_rate\":\"first record batched to last commit\","
                 "\"peer_rate\":\"sum of psql \\\\timing of its statements\",\"goal\":0.8,"
                 "\"cases\":{",
@@ -627,13 +638,15 @@ int main(int argc, char **argv)
             fprintf(f, "%s\"%s\":{\"pairs\":[", kind ? "," : "", kind_name[kind]);
             for (int i = 0; i < pairs; i++) {
                 int at = kind * pairs + i;
-                fprintf(f, "%s{\"kfleet_rows_per_s\":%.1f,\"peer_rows_per_s\":%.1f,\"ratio\":%.4f}",
-                        i ? "," : "", kfl[at], peer[at], ratio[at]);
+                fprintf(f,
+                        "%s{\"kfleet_rows_per_s\":%.1f,\"kfleet_transactions\":%.0f,"
+                        "\"peer_rows_per_s\":%.1f,\"ratio\":%.4f}",
+                        i ? "," : "", kfl[at], nbatch[at], peer[at], ratio[at]);
             }
             fprintf(f,
-                    "],\"kfleet_rows_per_s\":%.1f,\"peer_rows_per_s\":%.1f,\"ratio\":%.4f,"
-                    "\"peer\":\"%s\"}",
-                    mk[kind], mp[kind], mr[kind],
+                    "],\"kfleet_rows_per_s\":%.1f,\"kfleet_transactions\":%.0f,"
+                    "\"peer_rows_per_s\":%.1f,\"ratio\":%.4f,\"peer\":\"%s\"}",
+                    mk[kind], mb[kind], mp[kind], mr[kind],
                     kind == INSERTS ? "psql \\\\copy into the table"
                                     : "psql \\\\copy into a temp table + INSERT ON CONFLICT");
         }
@@ -654,5 +667,6 @@ int main(int argc, char **argv)
     free(peer);
     free(kfl);
     free(ratio);
+    free(nbatch);
     return 0;
 }

@@ -3,7 +3,9 @@
  * repeated kill -9, terminated connections, a real server restart and two workers sharing a
  * group; schema evolution; a record Postgres refuses goes to the DLQ while the rest is applied;
  * values that do not convert become null and land in error_log; a Debezium-shaped topic;
- * names crafted to inject SQL. */
+ * names crafted to inject SQL; a backlog applied in few large transactions and a trickle at
+ * once; connections terminated while batches are in flight on the writer thread; a missing
+ * target schema created; batches refused for a non-data reason retried. */
 #include "kf_test_env.h"
 
 #include <errno.h>
@@ -38,7 +40,7 @@ typedef struct col_spec {
 typedef struct fx {
     char topic[200];
     char table[120];
-    char group[120];
+    char group[sizeof("g_") + 120]; /* "g_" and the table (or target) name */
     kf_registry *reg;
     kf_serde *serde;
     kf_producer *prod;
@@ -437,7 +439,7 @@ static void soft_delete_marks_rows(void **state)
  * insert-only stream, a change applied twice shows up as an update. */
 static void create_counted_table(PGconn *c, const char *table)
 {
-    char sql[1024];
+    char sql[2048]; /* seven names of up to 119 bytes and the statements around them */
     snprintf(
         sql, sizeof(sql),
         "CREATE TABLE \"%s\" (id bigint PRIMARY KEY, name text, qty bigint);"
@@ -474,7 +476,7 @@ static void kill9_is_exactly_once(void **state)
     const int n = 30000;
     emit_inserts(&f, 1, n);
     fx_flush(&f);
-    const char *extra[] = {"sink.batch.size=50", NULL};
+    const char *extra[] = {"sink.batch.size=50", "sink.batch.max.rows=50", NULL};
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
     char got[32];
     for (int round = 0; round < 5; round++) {
@@ -521,7 +523,7 @@ static void postgres_disconnects_lose_nothing(void **state)
     memset(&m, 0, sizeof(m));
     produce_mix(&f, &m, 300, 6000, 11);
     fx_flush(&f);
-    const char *extra[] = {"sink.batch.size=100", NULL};
+    const char *extra[] = {"sink.batch.size=100", "sink.batch.max.rows=100", NULL};
     pid_t pid = sink_start(&f, extra);
     PGconn *admin = pg("KFLEET_PG_ADMIN_DSN");
     char sql[512];
@@ -539,6 +541,46 @@ static void postgres_disconnects_lose_nothing(void **state)
     digest_sql(f.table, "", sql, sizeof(sql));
     wait_for(c, sql, expect);
     check_names(c, &f, &m, "");
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    PQfinish(admin);
+    PQfinish(c);
+    fx_free(&f);
+}
+
+/* An insert-only backlog goes in by batches the writer thread applies while the next one is
+ * decoded; the worker's connections are terminated again and again meanwhile. Every row lands
+ * once: none is missing and none was applied twice (the trigger counts updates). */
+static void terminations_during_batches_in_flight(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "flight", ORDERS, 3);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    create_counted_table(c, f.table);
+    const int n = 30000;
+    emit_inserts(&f, 1, n);
+    fx_flush(&f);
+    const char *extra[] = {"sink.batch.size=500", "sink.batch.max.rows=1500", NULL};
+    pid_t pid = sink_start(&f, extra);
+    PGconn *admin = pg("KFLEET_PG_ADMIN_DSN");
+    char sql[512], got[32], expect[32];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+             "application_name = '%s'",
+             f.group);
+    for (int i = 0; i < 8; i++) {
+        usleep(250000);
+        pg_exec(admin, sql);
+    }
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
+    snprintf(expect, sizeof(expect), "%d", n);
+    wait_for(c, sql, expect);
+    snprintf(sql, sizeof(sql), "SELECT n FROM \"%s_updates\"", f.table);
+    pg_value(c, sql, got, sizeof(got));
+    assert_string_equal(got, "0");
+    snprintf(sql, sizeof(sql), "SELECT sum(qty) FROM \"%s\"", f.table);
+    pg_value(c, sql, got, sizeof(got));
+    assert_int_equal(atoll(got), (long long)n * (n + 1) / 2);
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     PQfinish(admin);
     PQfinish(c);
@@ -817,7 +859,8 @@ static void postgres_restart_loses_nothing(void **state)
     memset(&m, 0, sizeof(m));
     produce_mix(&f, &m, 300, 8000, 21);
     fx_flush(&f);
-    const char *extra[] = {"sink.batch.size=100", "sink.retry.backoff.max=1s", NULL};
+    const char *extra[] = {"sink.batch.size=100", "sink.batch.max.rows=100",
+                           "sink.retry.backoff.max=1s", NULL};
     pid_t pid = sink_start(&f, extra);
     PGconn *c = pg("KFLEET_PG_DSN");
     char sql[512], got[64];
@@ -860,7 +903,7 @@ static void two_workers_share_a_group(void **state)
     const int n = 12000, more = 2000;
     emit_inserts(&f, 1, n);
     fx_flush(&f);
-    const char *extra[] = {"sink.batch.size=50", NULL};
+    const char *extra[] = {"sink.batch.size=50", "sink.batch.max.rows=50", NULL};
     char sql[512], got[64] = "0";
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
     pid_t a = sink_start(&f, extra);
@@ -1117,6 +1160,170 @@ static void dbz_emit(fx *f, dbz *d, const char *op, int id, const dbz_row *befor
         send_msg(f, false);
 }
 
+/* Creates the ORDERS table with a statement trigger recording the id of every transaction
+ * that writes to it in "<table>_tx": the sink's commits, counted from the outside. */
+static void create_tx_counted_table(PGconn *c, const char *table)
+{
+    char sql[2048]; /* six names of up to 119 bytes and the statements around them */
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE \"%s\" (id bigint PRIMARY KEY, name text, qty bigint);"
+             "CREATE TABLE \"%s_tx\" (xid bigint PRIMARY KEY);"
+             "CREATE FUNCTION \"%s_txf\"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "INSERT INTO \"%s_tx\" VALUES (txid_current()) ON CONFLICT DO NOTHING; "
+             "RETURN NULL; END $$;"
+             "CREATE TRIGGER tx AFTER INSERT OR UPDATE OR DELETE ON \"%s\" FOR EACH STATEMENT "
+             "EXECUTE FUNCTION \"%s_txf\"()",
+             table, table, table, table, table, table);
+    pg_exec(c, sql);
+}
+
+static long tx_count(PGconn *c, const char *table)
+{
+    char sql[256], got[32];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s_tx\"", table);
+    pg_value(c, sql, got, sizeof(got));
+    return atol(got);
+}
+
+/* A backlog waiting when the worker starts is applied in a few large transactions (not one
+ * per sink.batch.size records); once it is caught up, each record of a trickle is applied on
+ * its own, well within the flush interval. */
+static void backlog_in_large_transactions(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "backlog", ORDERS, 3);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    create_tx_counted_table(c, f.table);
+    const int n = 20000, batch = 500, trickle = 5;
+    emit_inserts(&f, 1, n);
+    fx_flush(&f);
+    const char *extra[] = {"sink.batch.size=500", "sink.flush.interval=1s", NULL};
+    pid_t pid = sink_start(&f, extra);
+    char sql[512], expect[32], got[32];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
+    snprintf(expect, sizeof(expect), "%d", n);
+    wait_for(c, sql, expect);
+    long backlog_tx = tx_count(c, f.table);
+    fprintf(stderr, "backlog of %d records applied in %ld transactions\n", n, backlog_tx);
+    /* one per batch.size would be 40; growing batches need a handful */
+    assert_true(backlog_tx >= 1 && backlog_tx <= n / batch / 4);
+
+    for (int i = 1; i <= trickle; i++) {
+        emit_inserts(&f, n + i, n + i);
+        fx_flush(&f);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        snprintf(expect, sizeof(expect), "%d", n + i);
+        long waited_ms = 0;
+        for (;;) {
+            pg_value(c, sql, got, sizeof(got));
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            waited_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+            if (strcmp(got, expect) == 0 || waited_ms > 5000)
+                break;
+            usleep(10000);
+        }
+        fprintf(stderr, "trickle record %d applied after %ld ms\n", i, waited_ms);
+        assert_string_equal(got, expect);
+        /* the flush interval (1 s) plus delivery through Kafka */
+        assert_true(waited_ms < 1500);
+        usleep(300000);
+    }
+    /* caught up: the batches shrank back to what was waiting, one record each */
+    assert_int_equal(tx_count(c, f.table), backlog_tx + trickle);
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT batches FROM kfleet_meta.sync_runs WHERE group_id = '%s' ORDER BY id DESC",
+             f.group);
+    pg_value(c, sql, got, sizeof(got));
+    assert_int_equal(atol(got), backlog_tx + trickle);
+    PQfinish(c);
+    fx_free(&f);
+}
+
+/* Appends name to out as a double-quoted identifier (embedded quotes doubled). */
+static void quote_ident(char *out, size_t cap, const char *name)
+{
+    size_t n = 0;
+    out[n++] = '"';
+    for (const char *p = name; *p && n + 3 < cap; p++) {
+        if (*p == '"')
+            out[n++] = '"';
+        out[n++] = *p;
+    }
+    assert_true(n + 2 <= cap);
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
+/* sink.target.schema names a schema that does not exist (with a quote in its name): the worker
+ * creates it when it starts. The first batch then fails for a reason that is not the data's
+ * (a trigger refusing with SQLSTATE 55000 while a gate is closed), in the transaction that
+ * also created its staging table: once the gate opens the batch is applied, so the retries
+ * did not go on against a staging table that died with the failed transaction. */
+static void missing_schema_and_failed_batches(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "schema", ORDERS, 3);
+    char schema[160], qschema[340], qtable[260], set_schema[200], uniq[120];
+    kf_test_unique_name(uniq, sizeof(uniq), "tgt");
+    snprintf(schema, sizeof(schema), "Tgt \"%s\"", uniq);
+    quote_ident(qschema, sizeof(qschema), schema);
+    quote_ident(qtable, sizeof(qtable), f.table);
+    snprintf(set_schema, sizeof(set_schema), "sink.target.schema=%s", schema);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char sql[4096], got[64]; /* seven quoted schemas, two quoted tables and the statements */
+    const char *params[1] = {schema};
+
+    const char *extra[] = {set_schema, "sink.retry.backoff.max=300ms", NULL};
+    pid_t pid = sink_start(&f, extra);
+    for (int waited = 0;; waited += 100) {
+        PGresult *r = PQexecParams(c, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", 1,
+                                   NULL, params, NULL, NULL, 0);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        bool made = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+        PQclear(r);
+        if (made)
+            break;
+        if (waited > WAIT_MS)
+            fail_msg("the worker did not create schema %s", qschema);
+        usleep(100000);
+    }
+
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE %s.%s (id bigint PRIMARY KEY, name text, qty bigint);"
+             "CREATE TABLE %s.gate (closed boolean NOT NULL);"
+             "INSERT INTO %s.gate VALUES (true);"
+             "CREATE FUNCTION %s.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "IF (SELECT closed FROM %s.gate) THEN RAISE EXCEPTION 'gate closed' USING "
+             "ERRCODE = '55000'; END IF; IF TG_OP = 'DELETE' THEN RETURN OLD; END IF; "
+             "RETURN NEW; END $$;"
+             "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON %s.%s FOR EACH ROW "
+             "EXECUTE FUNCTION %s.refuse()",
+             qschema, qtable, qschema, qschema, qschema, qschema, qschema, qtable, qschema);
+    pg_exec(c, sql);
+    /* with a delete the batch goes the staging way */
+    emit_inserts(&f, 1, 10);
+    const char *vals[2] = {"row", "3"};
+    emit(&f, KF_OP_DELETE, 3, vals);
+    fx_flush(&f);
+    usleep(2500000); /* a few refused attempts */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s.%s", qschema, qtable);
+    pg_value(c, sql, got, sizeof(got));
+    assert_string_equal(got, "0");
+    snprintf(sql, sizeof(sql), "UPDATE %s.gate SET closed = false", qschema);
+    pg_exec(c, sql);
+    snprintf(sql, sizeof(sql), "SELECT count(*) || '|' || sum(qty) FROM %s.%s", qschema, qtable);
+    wait_for(c, sql, "9|52");
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", qschema);
+    pg_exec(c, sql);
+    PQfinish(c);
+    fx_free(&f);
+}
+
 /* Debezium's topic for inventory.customers (its namespaces, Source record, transaction block,
  * Decimal bytes and MicroTimestamp), registered in the registry, lands in Postgres. The topic
  * keeps the name Debezium gives it; every run writes the same events and loads them into a
@@ -1252,6 +1459,9 @@ int main(void)
         cmocka_unit_test_teardown(postgres_restart_loses_nothing, kill_leftover),
         cmocka_unit_test_teardown(two_workers_share_a_group, kill_leftover),
         cmocka_unit_test_teardown(debezium_topic_is_applied, kill_leftover),
+        cmocka_unit_test_teardown(backlog_in_large_transactions, kill_leftover),
+        cmocka_unit_test_teardown(terminations_during_batches_in_flight, kill_leftover),
+        cmocka_unit_test_teardown(missing_schema_and_failed_batches, kill_leftover),
     };
     /* KFLEET_TEST_FILTER=name runs one test while developing */
     if (getenv("KFLEET_TEST_FILTER"))

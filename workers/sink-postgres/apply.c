@@ -12,6 +12,8 @@
 
 /* batches that go the staging way after a straight COPY met a key that existed */
 #define FAST_SKIP_BATCHES 32
+/* batches the loop applies itself after one in flight failed */
+#define SYNC_SKIP_BATCHES 2
 
 #define GROW_ERR(rc, err) kf_error_set((err), (rc), false, "could not grow a buffer")
 
@@ -39,14 +41,63 @@ static uint32_t hash_bytes(const uint8_t *p, size_t n)
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++)
         h = (h ^ p[i]) * 16777619u;
+    /* FNV's low bits (the ones the mask keeps) depend only on the low bits of the input, and
+     * decimal keys differ in few of them: mix the high bits down (murmur3's finalizer) */
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
     return h;
+}
+
+/* Remembers record idx as the latest change of its key; an earlier live row of the same key
+ * stops being live. */
+static void hash_put(sink_table *t, size_t idx)
+{
+    sink_rec *r = &t->recs[idx];
+    const uint8_t *key = t->rows.data + r->off;
+    size_t mask = t->hash_cap - 1;
+    for (size_t h = hash_bytes(key, r->keylen) & mask;; h = (h + 1) & mask) {
+        int32_t other = t->hash[h];
+        if (other < 0) {
+            t->hash[h] = (int32_t)idx;
+            return;
+        }
+        sink_rec *o = &t->recs[other];
+        if (o->keylen == r->keylen && memcmp(t->rows.data + o->off, key, r->keylen) == 0) {
+            o->live = false;
+            t->hash[h] = (int32_t)idx;
+            return;
+        }
+    }
+}
+
+/* Doubles the key hash of a batch growing past the table's batch size (catch-up). */
+static int hash_grow(sink_table *t, kf_error *err)
+{
+    size_t ncap = t->hash_cap * 2;
+    int32_t *h = malloc(ncap * sizeof(*h));
+    if (!h)
+        return kf_error_set(err, KF_ERR_NOMEM, false, "could not grow a batch");
+    free(t->hash);
+    t->hash = h;
+    t->hash_cap = ncap;
+    memset(t->hash, 0xff, ncap * sizeof(*t->hash));
+    /* only the latest row of each key is live, so re-adding the live rows rebuilds the map */
+    for (size_t i = 0; i < t->nrecs; i++)
+        if (t->recs[i].live && t->recs[i].len > 0)
+            hash_put(t, i);
+    return KF_OK;
 }
 
 static int add_rec(sink_table *t, rd_kafka_message_t *msg, sink_part *part, size_t off, size_t len,
                    size_t keylen, kf_error *err)
 {
+    if (t->hash_cap < 2 * (t->nrecs + 1) && hash_grow(t, err) < 0)
+        return err->code;
     if (t->nrecs == t->cap_recs) {
-        size_t ncap = t->cap_recs * 2;
+        size_t ncap = t->cap_recs ? t->cap_recs * 2 : 64;
         sink_rec *r = realloc(t->recs, ncap * sizeof(*r));
         if (!r)
             return kf_error_set(err, KF_ERR_NOMEM, false, "could not grow a batch");
@@ -55,6 +106,7 @@ static int add_rec(sink_table *t, rd_kafka_message_t *msg, sink_part *part, size
     }
     size_t idx = t->nrecs++;
     t->recs[idx] = (sink_rec){msg, part, off, len, keylen, len > 0};
+    t->msg_bytes += msg->len + msg->key_len;
     if (t->nrecs == 1)
         t->first_ms = kf_retry_now_ms();
     size_t k;
@@ -74,24 +126,10 @@ static int add_rec(sink_table *t, rd_kafka_message_t *msg, sink_part *part, size
     }
     t->parts[k].next = msg->offset + 1;
     t->parts[k].last = msg;
-    if (len == 0 || t->hash_cap < 2 * t->nrecs)
-        return KF_OK;
-    /* last change per key wins: an earlier row of the same key stops being live */
-    const uint8_t *key = t->rows.data + off;
-    size_t mask = t->hash_cap - 1;
-    for (size_t h = hash_bytes(key, keylen) & mask;; h = (h + 1) & mask) {
-        int32_t other = t->hash[h];
-        if (other < 0) {
-            t->hash[h] = (int32_t)idx;
-            return KF_OK;
-        }
-        sink_rec *o = &t->recs[other];
-        if (o->keylen == keylen && memcmp(t->rows.data + o->off, key, keylen) == 0) {
-            o->live = false;
-            t->hash[h] = (int32_t)idx;
-            return KF_OK;
-        }
-    }
+    /* last change per key wins */
+    if (len > 0)
+        hash_put(t, idx);
+    return KF_OK;
 }
 
 static void clear_batch(sink_table *t)
@@ -105,11 +143,41 @@ static void clear_batch(sink_table *t)
     t->has_del = false;
     t->errors.len = 0;
     t->nerrors = 0;
+    t->msg_bytes = 0;
     memset(t->hash, 0xff, t->hash_cap * sizeof(*t->hash));
+}
+
+/* Whether more records are already waiting: unread ones in the inbox, a last poll that filled
+ * its room, or a partition of t's batch whose high watermark lies beyond the batch. */
+static bool backlog(const sink *s, const sink_table *t)
+{
+    if (s->inbox_waiting > 0 || s->poll_full)
+        return true;
+    for (size_t k = 0; k < t->nparts; k++) {
+        const sink_part *p = t->parts[k].part;
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(p->rk, p->topic, p->partition, &lo, &hi) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi > t->parts[k].next)
+            return true;
+    }
+    return false;
+}
+
+/* Whether t's batch is to be applied before it takes another record. At sink.batch.size it is,
+ * unless a backlog waits: then it grows up to sink.batch.max.rows / .max.bytes, so a catch-up
+ * commits (and flushes the WAL) rarely while a trickle is still applied at once. */
+static bool batch_full(const sink *s, const sink_table *t)
+{
+    if (t->nrecs >= (size_t)t->batch_max ||
+        (int64_t)(t->rows.len + t->msg_bytes) >= s->cfg->batch_max_bytes)
+        return true;
+    return t->nrecs >= (size_t)t->batch_size && !backlog(s, t);
 }
 
 void sink_apply_drop_all(sink *s)
 {
+    sink_apply_wait(s);
     for (size_t i = 0; i < s->ntables; i++) {
         clear_batch(s->tables[i]);
         sink_table_unbind(s->tables[i]);
@@ -141,6 +209,7 @@ static int quarantine(sink *s, sink_table *t, const rd_kafka_message_t *msg, con
 static int log_conversion(sink *s, sink_table *t, const rd_kafka_message_t *msg, const char *column,
                           const char *message, kf_error *err)
 {
+    sink_apply_wait(s); /* quoting reads the connection */
     kf_buf *b = &t->errors;
     int rc;
     if ((rc = kf_pg_buf_puts(b, t->nerrors ? ", ('" : "('")) < 0 ||
@@ -415,15 +484,18 @@ static int rows_step(sink *s, sink_table *t, const size_t *idx, size_t lo, size_
             return KF_ERR_PG;
     }
     q->len = 0;
+    /* without a delete line in the batch the DELETE ... USING would only scan staging */
+    bool deletes = t->has_del && t->sql_delete.len > 0;
     if ((rc = kf_pg_buf_puts(q, (const char *)t->sql_upsert.data)) < 0 ||
-        (rc = kf_pg_buf_puts(q, (const char *)t->sql_delete.data)) < 0 ||
+        (deletes && (rc = kf_pg_buf_puts(q, (const char *)t->sql_delete.data)) < 0) ||
         (rc = kf_pg_buf_puts(q, "RELEASE SAVEPOINT kf_rows;")) < 0)
         return GROW_ERR(rc, err);
     rc = run(s, (const char *)q->data, counts, 4, NULL, &failed, state, err);
     if (rc < 0)
         goto out_failed;
     *ups += counts[0];
-    *dels += counts[1];
+    if (deletes)
+        *dels += counts[1];
     return KF_OK;
 
 out_failed:
@@ -469,8 +541,10 @@ static int isolate(sink *s, sink_table *t, const size_t *idx, size_t lo, size_t 
  * value Postgres does not take) rolls back to the savepoint: returns 0 and the batch goes the
  * staging way; after a key that existed the next batches go that way directly. Returns 1 when
  * the rows are in. */
-static int fast_insert(sink *s, sink_table *t, long *ups, kf_error *err)
+static int fast_insert(sink *s, sink_table *t, const sink_rec *recs, size_t nrecs,
+                       const kf_buf *rows, bool *dup, long *ups, kf_error *err)
 {
+    *dup = false;
     int failed;
     char state[8];
     bool copy;
@@ -478,12 +552,12 @@ static int fast_insert(sink *s, sink_table *t, long *ups, kf_error *err)
     if (rc < 0 || !copy)
         return rc < 0 ? rc : kf_error_set(err, KF_ERR_PG, true, "COPY did not start");
     long n = 0;
-    for (size_t k = 0; k < t->nrecs; k++) {
-        const sink_rec *r = &t->recs[k];
+    for (size_t k = 0; k < nrecs; k++) {
+        const sink_rec *r = &recs[k];
         if (!r->live)
             continue;
         /* the line without its _kf_del flag ("\tf") */
-        if (PQputCopyData(s->conn, (const char *)t->rows.data + r->off, (int)r->len - 3) != 1 ||
+        if (PQputCopyData(s->conn, (const char *)rows->data + r->off, (int)r->len - 3) != 1 ||
             PQputCopyData(s->conn, "\n", 1) != 1) {
             kf_pg_result_error(err, s->conn, NULL, "could not send COPY data");
             err->retriable = true;
@@ -501,8 +575,7 @@ static int fast_insert(sink *s, sink_table *t, long *ups, kf_error *err)
     PQclear(res);
     if (!is_data_error(state) || PQstatus(s->conn) != CONNECTION_OK)
         return rc;
-    if (strcmp(state, "23505") == 0)
-        t->fast_skip = FAST_SKIP_BATCHES;
+    *dup = strcmp(state, "23505") == 0;
     PGresult *rb = PQexec(s->conn, "ROLLBACK TO SAVEPOINT kf_fast");
     bool ok = PQresultStatus(rb) == PGRES_COMMAND_OK;
     if (!ok)
@@ -530,29 +603,29 @@ static int begin_step(sink *s, sink_table *t, kf_error *err)
 
 /* The error_log rows, the fenced sync markers and COMMIT. A marker that moved under us
  * (another consumer, or a commit whose outcome we never saw) fails the batch with KF_ERR_STATE. */
-static int finish_step(sink *s, sink_table *t, kf_error *err)
+static int finish_step(sink *s, kf_buf *q, const sink_table *t, const sink_batch_part *parts,
+                       size_t nparts, const kf_buf *errors, size_t nerrors, kf_error *err)
 {
-    kf_buf *q = &s->sql;
     q->len = 0;
     int rc, failed;
     char state[8];
     int stmt = 0, marker_stmt = -1;
-    if (t->nerrors > 0) {
+    if (nerrors > 0) {
         if ((rc = kf_pg_buf_puts(q, "INSERT INTO kfleet_meta.error_log (worker, table_schema, "
                                     "table_name, column_name, topic, partition, kafka_offset, "
                                     "error) VALUES ")) < 0 ||
-            (rc = kf_pg_buf_append(q, (const char *)t->errors.data, t->errors.len)) < 0 ||
+            (rc = kf_pg_buf_append(q, (const char *)errors->data, errors->len)) < 0 ||
             (rc = kf_pg_buf_puts(q, ";")) < 0)
             return GROW_ERR(rc, err);
         stmt++;
     }
-    if (t->nparts > 0) {
+    if (nparts > 0) {
         if ((rc = kf_pg_buf_puts(q, "WITH up AS (INSERT INTO kfleet_meta.sync_markers AS m "
                                     "(group_id, topic, partition, next_offset, prev_offset) "
                                     "VALUES ")) < 0)
             return GROW_ERR(rc, err);
-        for (size_t k = 0; k < t->nparts; k++) {
-            sink_batch_part *bp = &t->parts[k];
+        for (size_t k = 0; k < nparts; k++) {
+            const sink_batch_part *bp = &parts[k];
             if ((rc = kf_pg_buf_puts(q, k ? ", (" : "(")) < 0 ||
                 (rc = sink_sql_literal(s, q, s->group, strlen(s->group), err)) < 0 ||
                 (rc = kf_pg_buf_puts(q, ", ")) < 0 ||
@@ -569,7 +642,7 @@ static int finish_step(sink *s, sink_table *t, kf_error *err)
                  "EXCLUDED.prev_offset, updated_at = now() WHERE m.next_offset "
                  "= EXCLUDED.prev_offset RETURNING 1) SELECT CASE WHEN "
                  "count(*) = %zu THEN 0 ELSE 1 / (count(*) - count(*)) END FROM up;",
-                 t->nparts)) < 0)
+                 nparts)) < 0)
             return GROW_ERR(rc, err);
         marker_stmt = stmt++;
     }
@@ -586,10 +659,221 @@ static int finish_step(sink *s, sink_table *t, kf_error *err)
     return rc;
 }
 
+/* ---- the writer thread ---- */
+
+/* COPY of the flight's live rows into staging, then the upsert and the delete. */
+static int flight_staged(sink *s, sink_flight *f)
+{
+    sink_table *t = f->t;
+    kf_buf *q = &f->sql;
+    int rc, failed;
+    char state[8];
+    bool copy;
+    long counts[3] = {0};
+    q->len = 0;
+    if ((rc = kf_pg_buf_printf(q, "COPY kf_stage_%zu FROM STDIN", t->index)) < 0)
+        return GROW_ERR(rc, &f->err);
+    rc = run(s, (const char *)q->data, NULL, 0, &copy, &failed, state, &f->err);
+    if (rc < 0 || !copy)
+        return rc < 0 ? rc : kf_error_set(&f->err, KF_ERR_PG, true, "COPY did not start");
+    for (size_t k = 0; k < f->nrecs; k++) {
+        const sink_rec *r = &f->recs[k];
+        if (r->live &&
+            PQputCopyData(s->conn, (const char *)f->rows.data + r->off, (int)r->len) != 1) {
+            kf_pg_result_error(&f->err, s->conn, NULL, "could not send COPY data");
+            f->err.retriable = true;
+            return KF_ERR_PG;
+        }
+    }
+    PGresult *res = NULL;
+    rc = kf_pg_copy_send(s->conn, "", 0, &res, &f->err);
+    PQclear(res);
+    if (rc < 0)
+        return rc;
+    bool deletes = f->has_del && t->sql_delete.len > 0;
+    q->len = 0;
+    if ((rc = kf_pg_buf_puts(q, (const char *)t->sql_upsert.data)) < 0 ||
+        (deletes && (rc = kf_pg_buf_puts(q, (const char *)t->sql_delete.data)) < 0))
+        return GROW_ERR(rc, &f->err);
+    if ((rc = run(s, (const char *)q->data, counts, 3, NULL, &failed, state, &f->err)) < 0)
+        return rc;
+    f->ups = counts[0];
+    f->dels = deletes ? counts[1] : 0;
+    return KF_OK;
+}
+
+static void *flight_main(void *arg)
+{
+    sink *s = arg;
+    sink_flight *f = &s->flight;
+    int failed;
+    char state[8];
+    f->ups = f->dels = 0;
+    f->dup = false;
+    kf_buf *q = &f->sql;
+    q->len = 0;
+    int rc = kf_pg_buf_puts(q, "BEGIN;");
+    if (rc == KF_OK && f->need_stage)
+        rc = kf_pg_buf_puts(q, (const char *)f->t->sql_stage.data);
+    if (rc < 0)
+        rc = GROW_ERR(rc, &f->err);
+    else
+        rc = run(s, (const char *)q->data, NULL, 0, NULL, &failed, state, &f->err);
+    if (rc == KF_OK && f->staged) {
+        rc = flight_staged(s, f);
+    } else if (rc == KF_OK) {
+        int fast = fast_insert(s, f->t, f->recs, f->nrecs, &f->rows, &f->dup, &f->ups, &f->err);
+        if (fast == 0)
+            rc = kf_error_set(&f->err, KF_ERR_STATE, false,
+                              "table \"%s\" refused a batch by COPY straight into it", f->t->name);
+        else if (fast < 0)
+            rc = fast;
+    }
+    if (rc == KF_OK)
+        rc = finish_step(s, &f->sql, f->t, f->parts, f->nparts, NULL, 0, &f->err);
+    if (rc < 0)
+        rollback(s);
+    f->rc = rc;
+    f->commit_ms = kf_retry_now_ms();
+    atomic_store(&f->done, true);
+    return NULL;
+}
+
+/* Whether t's batch may go to the writer: rows with nothing else to write (no DDL, truncate
+ * or error_log rows), no flight of the table failed lately, and more records are waiting to be
+ * decoded meanwhile. An insert-only batch of a table whose last batch went in by COPY straight
+ * goes that way again; any other takes the staging way (*staged). */
+static bool flight_fits(const sink *s, const sink_table *t, size_t live, bool *staged)
+{
+    if (live == 0 || t->sync_skip > 0 || t->truncate || t->nerrors > 0 || t->bound_id == -1 ||
+        t->sql_ddl.len > 0 || !backlog(s, t))
+        return false;
+    /* an insert-only batch due to try COPY straight again tries it here, learning the way */
+    if (!t->fast_ok && t->fast_skip == 0 && !t->has_del)
+        return false;
+    *staged = !(t->fast_ok && t->fast_skip == 0 && !t->has_del);
+    return true;
+}
+
+#define SWAP(type, a, b)                                                                           \
+    do {                                                                                           \
+        type swap_tmp = (a);                                                                       \
+        (a) = (b);                                                                                 \
+        (b) = swap_tmp;                                                                            \
+    } while (0)
+
+/* Hands t's batch to the writer; t gets the flight's previous arrays, empty. */
+static void flight_start(sink *s, sink_table *t, bool staged)
+{
+    sink_flight *f = &s->flight;
+    f->staged = staged;
+    f->need_stage = staged && t->stage_gen != s->conn_gen;
+    f->has_del = t->has_del;
+    t->has_del = false;
+    if (staged && t->fast_skip > 0)
+        t->fast_skip--; /* counts as a batch gone the staging way */
+    SWAP(sink_rec *, f->recs, t->recs);
+    SWAP(size_t, f->cap_recs, t->cap_recs);
+    SWAP(kf_buf, f->rows, t->rows);
+    SWAP(sink_batch_part *, f->parts, t->parts);
+    SWAP(size_t, f->cap_parts, t->cap_parts);
+    f->nrecs = t->nrecs;
+    f->nparts = t->nparts;
+    f->first_ms = t->first_ms;
+    f->t0 = kf_retry_now_ms();
+    f->t = t;
+    t->nrecs = 0;
+    t->nparts = 0;
+    t->rows.len = 0;
+    t->msg_bytes = 0;
+    memset(t->hash, 0xff, t->hash_cap * sizeof(*t->hash));
+    atomic_store(&f->done, false);
+    if (pthread_create(&f->thread, NULL, flight_main, s) != 0) {
+        /* no thread to be had: apply it here, collected the same way */
+        flight_main(s);
+        f->thread = pthread_self();
+    }
+}
+
+static void flight_collect(sink *s, bool wait)
+{
+    sink_flight *f = &s->flight;
+    if (!f->t || (!wait && !atomic_load(&f->done)))
+        return;
+    if (!pthread_equal(f->thread, pthread_self()))
+        pthread_join(f->thread, NULL);
+    sink_table *t = f->t;
+    f->t = NULL;
+    if (f->rc == KF_OK) {
+        if (f->staged)
+            t->stage_gen = s->conn_gen;
+        for (size_t k = 0; k < f->nparts; k++) {
+            sink_batch_part *bp = &f->parts[k];
+            atomic_store(&bp->part->marker, bp->next);
+            kf_error serr;
+            if (kf_consumer_store_offset(s->consumer, bp->last, &serr) < 0)
+                kf_log(KF_LOG_WARN, "could not store a Kafka offset", "error", serr.message,
+                       (char *)NULL);
+        }
+        kf_counter_inc(t->m.upserted, (uint64_t)f->ups);
+        kf_counter_inc(t->m.deleted, (uint64_t)f->dels);
+        s->n_upserted += (uint64_t)f->ups;
+        s->n_deleted += (uint64_t)f->dels;
+        s->n_records += f->nrecs;
+        s->n_batches++;
+        if (s->first_batch_ms == 0)
+            s->first_batch_ms = f->first_ms;
+        s->last_commit_ms = f->commit_ms;
+        kf_histogram_observe(t->m.duration, (double)(f->commit_ms - f->t0) / 1000.0);
+    } else {
+        /* the batches decoded meanwhile follow the failed one: all is read again */
+        if (f->dup)
+            t->fast_skip = FAST_SKIP_BATCHES;
+        t->fast_ok = false;
+        /* the loop applies the next batches itself, isolating what Postgres refuses */
+        t->sync_skip = SYNC_SKIP_BATCHES;
+        t->stage_gen = -1;
+        s->need_reseek = true;
+        kf_counter_inc(s->c_retries, 1);
+        kf_log(KF_LOG_WARN, "could not apply a batch, reading it again from the sync markers",
+               "table", t->name, "error", f->err.message, (char *)NULL);
+    }
+    for (size_t i = 0; i < f->nrecs; i++)
+        rd_kafka_message_destroy(f->recs[i].msg);
+    f->nrecs = 0;
+    f->nparts = 0;
+    f->rows.len = 0;
+}
+
+void sink_apply_wait(sink *s)
+{
+    flight_collect(s, true);
+}
+
+void sink_apply_poll(sink *s)
+{
+    flight_collect(s, false);
+}
+
+void sink_apply_free(sink *s)
+{
+    sink_apply_wait(s);
+    free(s->flight.recs);
+    free(s->flight.parts);
+    kf_buf_free(&s->flight.rows);
+    kf_buf_free(&s->flight.sql);
+    memset(&s->flight, 0, sizeof(s->flight));
+}
+
 static int flush_table(sink *s, sink_table *t, kf_error *err)
 {
     if (t->nrecs == 0 && !t->truncate)
         return KF_OK;
+    sink_apply_wait(s);
+    if (s->need_reseek)
+        /* a batch before this one failed: this one must not commit past it */
+        return kf_error_set(err, KF_ERR_STATE, false,
+                            "an earlier batch failed; re-reading from the sync markers");
     int64_t t0 = kf_retry_now_ms();
     int rc = sink_pg_ensure(s, err);
     if (rc < 0)
@@ -597,6 +881,22 @@ static int flush_table(sink *s, sink_table *t, kf_error *err)
     size_t live = 0;
     for (size_t i = 0; i < t->nrecs; i++)
         live += t->recs[i].live;
+    if (live > 0 && t->bound_id == -1) {
+        /* rows encoded for a binding that was dropped (its DDL and staging table went with a
+         * failed transaction): decode them again from the sync markers */
+        s->need_reseek = true;
+        return kf_error_set(err, KF_ERR_STATE, false,
+                            "batch of table \"%s\" lost its binding; re-reading from the sync "
+                            "markers",
+                            t->name);
+    }
+    bool staged = false;
+    if (flight_fits(s, t, live, &staged)) {
+        flight_start(s, t, staged);
+        return KF_OK;
+    }
+    if (t->sync_skip > 0)
+        t->sync_skip--;
     long ups = 0, dels = 0;
     bool data = false;
     uint64_t dlq_before = kf_dlq_count(s->dlq);
@@ -604,12 +904,16 @@ static int flush_table(sink *s, sink_table *t, kf_error *err)
         goto out_rollback;
     int fast = 0;
     if (live > 0 && !t->has_del && !t->truncate) {
+        bool dup = false;
         if (t->fast_skip > 0)
             t->fast_skip--;
-        else if ((fast = fast_insert(s, t, &ups, err)) < 0) {
+        else if ((fast = fast_insert(s, t, t->recs, t->nrecs, &t->rows, &dup, &ups, err)) < 0) {
             rc = fast;
             goto out_rollback;
         }
+        if (dup)
+            t->fast_skip = FAST_SKIP_BATCHES;
+        t->fast_ok = fast == 1;
     }
     if (live > 0 && !fast) {
         rc = rows_step(s, t, NULL, 0, t->nrecs, false, &ups, &dels, &data, err);
@@ -646,10 +950,11 @@ static int flush_table(sink *s, sink_table *t, kf_error *err)
             goto out_rollback;
         }
     }
-    if ((rc = finish_step(s, t, err)) < 0)
+    if ((rc = finish_step(s, &s->sql, t, t->parts, t->nparts, &t->errors, t->nerrors, err)) < 0)
         goto out_rollback;
 
     t->stage_gen = s->conn_gen;
+    s->n_batches++;
     bool had_ddl = t->bound_id != -1 && t->sql_ddl.len > 0;
     for (size_t k = 0; k < t->nparts; k++) {
         sink_batch_part *bp = &t->parts[k];
@@ -698,7 +1003,7 @@ int sink_apply_flush_due(sink *s, bool all, kf_error *err)
         sink_table *t = s->tables[i];
         if (t->nrecs == 0 && !t->truncate)
             continue;
-        if (!all && t->nrecs < (size_t)t->batch_size && now - t->first_ms < t->flush_ms)
+        if (!all && !batch_full(s, t) && now - t->first_ms < t->flush_ms)
             continue;
         int rc = flush_table(s, t, err);
         if (rc < 0)
@@ -911,7 +1216,7 @@ int sink_apply_message(sink *s, rd_kafka_message_t *msg, bool *taken, kf_error *
     rc = kf_event_reader_decode(s->reader, msg->payload, msg->len, &ev, err);
     bool schema_change = rc == KF_OK && ev.op != KF_OP_TOMBSTONE && ev.op != KF_OP_TRUNCATE &&
                          t->nrecs > 0 && t->bound_id != ev.schema_id && t->bound_id != -1;
-    if (t->nrecs >= (size_t)t->batch_size || schema_change) {
+    if (batch_full(s, t) || schema_change) {
         /* a batch holds one schema: flush before the first event of another one */
         int frc = flush_table(s, t, err);
         if (frc < 0)

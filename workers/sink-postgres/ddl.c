@@ -55,6 +55,7 @@ static int format_name(const char *fmt, const char *topic, char *out, size_t cap
 static int apply_overrides(const sink_cfg *cfg, sink_table *t, kf_error *err)
 {
     t->batch_size = cfg->batch_size;
+    t->batch_max = cfg->batch_max_rows;
     t->flush_ms = cfg->flush_ms;
     for (size_t i = 0; i < cfg->overrides.count; i++) {
         const char *item = cfg->overrides.items[i];
@@ -72,6 +73,9 @@ static int apply_overrides(const sink_cfg *cfg, sink_table *t, kf_error *err)
             return kf_error_set(err, KF_ERR_CONFIG, false,
                                 "sink.batch.overrides: bad interval in \"%s\"", item);
     }
+    /* the catch-up cap never makes a batch smaller than the table's own size */
+    if (t->batch_max < t->batch_size)
+        t->batch_max = t->batch_size;
     return KF_OK;
 }
 
@@ -454,6 +458,7 @@ int sink_table_bind(sink *s, sink_table *t, int32_t schema_id, const kf_table *e
 {
     if (t->bound_id == schema_id && t->bound_version == t->shape_version && t->ev == ev)
         return KF_OK;
+    sink_apply_wait(s); /* the batch in flight uses the binding's statements */
     sink_table_unbind(t);
     int rc = sink_pg_ensure(s, err); /* quoting uses the connection's encoding */
     if (rc < 0)

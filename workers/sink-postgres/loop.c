@@ -119,6 +119,7 @@ static void on_revoke(void *ctx, kf_consumer *c, const rd_kafka_topic_partition_
     sink *s = ctx;
     (void)c;
     kf_error err;
+    sink_apply_wait(s); /* the batch in flight commits before the partitions go */
     if (!lost && sink_apply_flush_due(s, true, &err) < 0) {
         kf_log(KF_LOG_WARN, "could not apply the batch before giving partitions up", "error",
                err.message, (char *)NULL);
@@ -197,6 +198,7 @@ static int step(sink *s, kf_error *err)
     rc = KF_OK;
     for (; i < s->inbox_len; i++) {
         bool taken;
+        s->inbox_waiting = s->inbox_len - i - 1;
         rc = sink_apply_message(s, s->inbox[i], &taken, err);
         if (rc < 0) {
             if (taken)
@@ -204,9 +206,11 @@ static int step(sink *s, kf_error *err)
             break;
         }
         if (s->need_reseek)
-            break; /* the inbox was dropped */
+            break; /* what is held is read again from the sync markers */
     }
-    if (!s->need_reseek) {
+    s->inbox_waiting = 0;
+    /* the first i were taken, unless the inbox was dropped meanwhile */
+    if (i <= s->inbox_len) {
         memmove(s->inbox, s->inbox + i, (s->inbox_len - i) * sizeof(*s->inbox));
         s->inbox_len -= i;
     }
@@ -235,6 +239,7 @@ static int poll_some(sink *s, int wait_ms)
     }
     kf_error err;
     int n = kf_consumer_poll_batch(s->consumer, s->polled, room, wait_ms, &err);
+    s->poll_full = n > 0 && (size_t)n == room;
     if (n < 0) {
         kf_log(KF_LOG_ERROR, "could not poll the consumer", "error", err.message, (char *)NULL);
         if (err.code == KF_ERR_FATAL)
@@ -252,6 +257,7 @@ int sink_run(sink *s, kf_error *err)
     set_status(s, true, NULL);
     int rc = KF_OK;
     while (!kf_signals_stop_requested()) {
+        sink_apply_poll(s);
         int64_t now = kf_retry_now_ms();
         if (s->retrying && now < s->retry_at_ms) {
             int64_t left = s->retry_at_ms - now;
@@ -279,8 +285,12 @@ int sink_run(sink *s, kf_error *err)
             snprintf(d, sizeof(d), "%llu", (unsigned long long)delay);
             kf_log(KF_LOG_WARN, "could not apply changes, retrying", "error", err->message,
                    "retry_in_ms", d, (char *)NULL);
-            if (!transient)
+            if (!transient) {
+                /* the held batches were encoded for bindings (DDL, staging tables) that died
+                 * with the failed transaction: read them again from the sync markers */
                 sink_table_unbind_all(s);
+                s->need_reseek = true;
+            }
             continue;
         }
         if (s->retrying) {
@@ -317,6 +327,7 @@ int sink_run(sink *s, kf_error *err)
                (char *)NULL);
         sleep_ms((int64_t)kf_backoff_next_ms(&s->backoff));
     }
+    sink_apply_wait(s);
     kf_error cerr;
     if (kf_consumer_commit(s->consumer, false, &cerr) < 0)
         kf_log(KF_LOG_WARN, "could not commit Kafka offsets", "error", cerr.message, (char *)NULL);
@@ -326,20 +337,23 @@ int sink_run(sink *s, kf_error *err)
 void sink_log_summary(const sink *s)
 {
     int64_t span = s->first_batch_ms > 0 ? s->last_commit_ms - s->first_batch_ms : 0;
-    char recs[24], ups[24], dels[24], dlq[24], ms[24], rate[32];
+    char recs[24], batches[24], ups[24], dels[24], dlq[24], ms[24], rate[32];
     snprintf(recs, sizeof(recs), "%" PRIu64, s->n_records);
+    snprintf(batches, sizeof(batches), "%" PRIu64, s->n_batches);
     snprintf(ups, sizeof(ups), "%" PRIu64, s->n_upserted);
     snprintf(dels, sizeof(dels), "%" PRIu64, s->n_deleted);
     snprintf(dlq, sizeof(dlq), "%" PRIu64, s->n_dlq);
     snprintf(ms, sizeof(ms), "%" PRId64, span);
     snprintf(rate, sizeof(rate), "%.0f",
              span > 0 ? (double)s->n_records * 1000.0 / (double)span : 0.0);
-    kf_log(KF_LOG_INFO, "run summary", "records", recs, "rows_upserted", ups, "rows_deleted", dels,
-           "dlq_records", dlq, "active_ms", ms, "records_per_s", rate, (char *)NULL);
+    kf_log(KF_LOG_INFO, "run summary", "records", recs, "batches", batches, "rows_upserted", ups,
+           "rows_deleted", dels, "dlq_records", dlq, "active_ms", ms, "records_per_s", rate,
+           (char *)NULL);
 }
 
 void sink_table_unbind_all(sink *s)
 {
+    sink_apply_wait(s);
     for (size_t i = 0; i < s->ntables; i++) {
         sink_table_unbind(s->tables[i]);
         s->tables[i]->shape_version = -1;
@@ -438,17 +452,19 @@ int sink_open(sink *s, const kf_config *cfg, kf_error *err)
     s->schema = s->cfg->target_schema;
     if ((rc = register_metrics(s, err)) < 0)
         return rc;
-    /* librdkafka prefetches up to 64 MB by default; the sink holds a few thousand records at
-     * a time, and 8 MB (tens of thousands of change events) keeps it fed: memory stays bounded
-     * (BENCH.md: 50 MB per worker) */
+    /* librdkafka prefetches up to 64 MB by default. The sink holds up to two batches (one
+     * decoding, one in flight) of sink.batch.max.bytes; 16 MB of prefetch besides keeps it fed
+     * through a catch-up. The byte limit, not a record count, stops fetching: librdkafka
+     * before 2.2 parks a fetcher for a second once either is reached, and a count reached
+     * first would park it with a quarter of that in the queue. */
     static const char *const defaults[] = {"group.id",
                                            SINK_PROGRAM,
                                            "enable.auto.commit",
                                            "true",
                                            "queued.max.messages.kbytes",
-                                           "8192",
+                                           "16384",
                                            "queued.min.messages",
-                                           "20000"};
+                                           "1000000"};
     if ((rc = kf_app_kafka_kv(cfg, defaults, 4, &s->kafka, err)) < 0)
         return rc;
     s->group = kf_app_kv_get(&s->kafka, "group.id");
@@ -489,6 +505,7 @@ int sink_open(sink *s, const kf_config *cfg, kf_error *err)
 void sink_close(sink *s)
 {
     kf_error err;
+    sink_apply_free(s);
     if (s->consumer) {
         if (kf_consumer_close(s->consumer, &err) < 0)
             kf_log(KF_LOG_WARN, err.message, (char *)NULL);

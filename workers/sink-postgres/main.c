@@ -48,7 +48,29 @@ static const kf_config_key sink_keys[] = {
      .min = 1,
      .max = 1000000,
      .flag = "batch-size",
-     .description = "Changes per table applied in one transaction."},
+     .description = "Changes per table applied in one transaction while the input keeps up: "
+                    "a batch this full is committed unless more records are already waiting "
+                    "(then it grows, up to sink.batch.max.rows and sink.batch.max.bytes)."},
+    {.name = "sink.batch.max.rows",
+     .type = KF_CONFIG_INT,
+     .offset = offsetof(sink_cfg, batch_max_rows),
+     .default_value = "50000",
+     .min = 1,
+     .max = 1000000,
+     .flag = "batch-max-rows",
+     .description = "Most changes per table in one transaction while catching up on a backlog "
+                    "(records already fetched or waiting in the partition); fewer commits make "
+                    "a catch-up faster. Never below the table's batch size."},
+    {.name = "sink.batch.max.bytes",
+     .type = KF_CONFIG_INT64,
+     .offset = offsetof(sink_cfg, batch_max_bytes),
+     .default_value = "8388608",
+     .min = 65536,
+     .max = 1073741824,
+     .flag = "batch-max-bytes",
+     .description = "Most bytes a table's batch holds while catching up (Kafka keys and values "
+                    "plus their encoded rows), bounding memory; a batch at this size is "
+                    "committed."},
     {.name = "sink.flush.interval",
      .type = KF_CONFIG_DURATION_MS,
      .offset = offsetof(sink_cfg, flush_ms),
@@ -56,7 +78,8 @@ static const kf_config_key sink_keys[] = {
      .min = 1,
      .max = 3600000,
      .flag = "flush-interval",
-     .description = "Longest time a change waits in a table's batch."},
+     .description = "Longest time a change waits in a table's batch, also while catching up; "
+                    "a batch is applied sooner once the input goes quiet."},
     {.name = "sink.batch.overrides",
      .type = KF_CONFIG_LIST,
      .offset = offsetof(sink_cfg, overrides),

@@ -32,6 +32,7 @@ static const char META_DDL[] =
     " id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(),"
     " worker text NOT NULL, table_schema text, table_name text, column_name text,"
     " topic text, partition integer, kafka_offset bigint, error text NOT NULL);"
+    "ALTER TABLE kfleet_meta.sync_runs ADD COLUMN IF NOT EXISTS batches bigint NOT NULL DEFAULT 0;"
     "COMMIT;";
 
 static int exec_simple(sink *s, const char *sql, const char *what, kf_error *err)
@@ -53,6 +54,7 @@ static int exec_simple(sink *s, const char *sql, const char *what, kf_error *err
 
 int sink_pg_ensure(sink *s, kf_error *err)
 {
+    sink_apply_wait(s); /* the writer owns the connection while a batch is in flight */
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
         return KF_OK;
     if (s->conn) {
@@ -83,10 +85,49 @@ int sink_sql_literal(sink *s, kf_buf *b, const char *text, size_t len, kf_error 
     return KF_OK;
 }
 
+/* Creates the target schema when it is missing. An existing schema is left alone without
+ * asking for the CREATE privilege on the database, which a locked-down role may lack. */
+static int ensure_target_schema(sink *s, kf_error *err)
+{
+    const char *params[1] = {s->schema};
+    PGresult *res = PQexecParams(s->conn, "SELECT 1 FROM pg_namespace WHERE nspname = $1", 1, NULL,
+                                 params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        int rc = kf_pg_result_error(err, s->conn, res, "could not look up the target schema");
+        PQclear(res);
+        return rc;
+    }
+    bool exists = PQntuples(res) == 1;
+    PQclear(res);
+    if (exists)
+        return KF_OK;
+    if (!s->cfg->auto_create)
+        return kf_error_set(err, KF_ERR_CONFIG, false,
+                            "target schema \"%s\" does not exist and sink.auto_create is off",
+                            s->schema);
+    kf_buf q = {0};
+    int rc;
+    if ((rc = kf_pg_buf_puts(&q, "BEGIN; SELECT pg_advisory_xact_lock(hashtext('kfleet_meta')); "
+                                 "CREATE SCHEMA IF NOT EXISTS ")) < 0 ||
+        (rc = kf_pg_ident_append(s->conn, &q, s->schema, err)) < 0 ||
+        (rc = kf_pg_buf_puts(&q, "; COMMIT;")) < 0) {
+        if (rc != KF_ERR_INVALID)
+            kf_error_set(err, rc, false, "could not grow an SQL buffer");
+        goto out_free_sql;
+    }
+    if ((rc = exec_simple(s, (const char *)q.data, "could not create the target schema", err)) ==
+        KF_OK)
+        kf_log(KF_LOG_INFO, "target schema created", "schema", s->schema, (char *)NULL);
+
+out_free_sql:
+    kf_buf_free(&q);
+    return rc;
+}
+
 int sink_meta_init(sink *s, kf_error *err)
 {
     int rc = exec_simple(s, META_DDL, "could not create kfleet_meta", err);
-    if (rc < 0)
+    if (rc < 0 || (rc = ensure_target_schema(s, err)) < 0)
         return rc;
     const char *params[2] = {SINK_PROGRAM, s->group};
     PGresult *res = PQexecParams(s->conn,
@@ -113,18 +154,20 @@ void sink_meta_finish(sink *s, const char *status, const char *message)
                (char *)NULL);
         return;
     }
-    char id[24], up[24], del[24], dlq[24], ddl[24];
+    char id[24], up[24], del[24], dlq[24], ddl[24], batches[24];
     snprintf(id, sizeof(id), "%" PRId64, s->run_id);
     snprintf(up, sizeof(up), "%" PRIu64, s->n_upserted);
     snprintf(del, sizeof(del), "%" PRIu64, s->n_deleted);
     snprintf(dlq, sizeof(dlq), "%" PRIu64, s->n_dlq);
     snprintf(ddl, sizeof(ddl), "%" PRIu64, s->n_ddl);
-    const char *params[7] = {id, status, up, del, dlq, ddl, message};
+    snprintf(batches, sizeof(batches), "%" PRIu64, s->n_batches);
+    const char *params[8] = {id, status, up, del, dlq, ddl, message, batches};
     PGresult *res = PQexecParams(
         s->conn,
         "UPDATE kfleet_meta.sync_runs SET stopped_at = now(), status = $2, rows_upserted = $3, "
-        "rows_deleted = $4, dlq_records = $5, ddl_count = $6, message = $7 WHERE id = $1",
-        7, NULL, params, NULL, NULL, 0);
+        "rows_deleted = $4, dlq_records = $5, ddl_count = $6, message = $7, batches = $8 "
+        "WHERE id = $1",
+        8, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         kf_pg_result_error(&err, s->conn, res, "could not close the run in sync_runs");
         kf_log(KF_LOG_WARN, err.message, (char *)NULL);

@@ -3,6 +3,7 @@
 #ifndef KFLEET_SINK_PG_H
 #define KFLEET_SINK_PG_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +33,8 @@ typedef struct sink_cfg {
     char *table_format;
     char *target_schema;
     int batch_size;
+    int batch_max_rows;
+    int64_t batch_max_bytes;
     int64_t flush_ms;
     kf_strlist overrides;
     int deletion;
@@ -86,7 +89,8 @@ struct sink_table {
     size_t index;      /* staging table kf_stage_<index> */
     kf_table *shape;   /* committed destination shape; NULL when the table does not exist */
     int shape_version; /* bumped when shape changes */
-    int batch_size;    /* rows */
+    int batch_size;    /* rows committed at once when no backlog waits */
+    int batch_max;     /* rows a batch may grow to while catching up */
     int64_t flush_ms;  /* interval */
     sink_metrics m;
 
@@ -109,6 +113,8 @@ struct sink_table {
     kf_buf sql_truncate;       /* TRUNCATE / soft UPDATE of all rows */
     kf_buf sql_copy;           /* COPY straight into the destination (batches without deletes) */
     int fast_skip;             /* batches to go the staging way before trying COPY straight again */
+    bool fast_ok;              /* the last batch went in by COPY straight into the table */
+    int sync_skip;             /* batches applied here, not in flight, after a flight failed */
     int stage_gen;             /* connection generation the staging table exists in (-1 none) */
     kf_table *keyed;           /* event columns with the key schema's primary key (Debezium) */
     const kf_table *keyed_src; /* the reader's table keyed was made from */
@@ -127,8 +133,36 @@ struct sink_table {
     bool has_del;  /* a delete line was appended */
     kf_buf errors; /* VALUES tuples for kfleet_meta.error_log */
     size_t nerrors;
+    size_t msg_bytes; /* key and value bytes of the held messages */
     int64_t first_ms; /* when the first record entered the batch */
 };
+
+/* A batch the writer thread applies (COPY straight into the table, or COPY into staging with
+ * the upsert and delete; the sync markers; COMMIT) while the loop decodes the next one: the
+ * owner of the connection until it is collected. Its arrays are swapped with the table's, so
+ * both are reused. A failure is not isolated there: the batch is read again and applied by the
+ * loop itself. */
+typedef struct sink_flight {
+    sink_table *t; /* NULL: nothing in flight */
+    sink_rec *recs;
+    size_t nrecs, cap_recs;
+    kf_buf rows;
+    sink_batch_part *parts;
+    size_t nparts, cap_parts;
+    int64_t first_ms;  /* when its first record entered the batch */
+    int64_t t0;        /* when it was handed over */
+    int64_t commit_ms; /* when the writer finished */
+    kf_buf sql;        /* the writer's own statement buffer */
+    pthread_t thread;
+    atomic_bool done;
+    int rc;
+    bool staged;     /* through the staging table */
+    bool need_stage; /* which the writer creates first */
+    bool has_del;    /* a delete line is among the rows */
+    bool dup;        /* the table held a key of the batch already */
+    long ups, dels;
+    kf_error err;
+} sink_flight;
 
 typedef struct sink {
     const sink_cfg *cfg;
@@ -159,15 +193,19 @@ typedef struct sink {
     size_t inbox_len;
     size_t inbox_cap;
     bool need_reseek;
-    bool idle_flush; /* the input went quiet: apply every pending batch */
+    bool idle_flush;      /* the input went quiet: apply every pending batch */
+    bool poll_full;       /* the last poll filled its room: more records are waiting */
+    size_t inbox_waiting; /* inbox records after the one being applied */
     kf_backoff backoff;
     bool retrying;
     int64_t retry_at_ms;
     int fail_streak;
     kf_buf sql; /* scratch */
+    sink_flight flight;
     /* counters for sync_runs and the closing log line */
     uint64_t n_upserted, n_deleted, n_dlq, n_ddl;
     uint64_t n_records;     /* messages covered by committed batches */
+    uint64_t n_batches;     /* committed batch transactions */
     int64_t first_batch_ms; /* when the first committed record entered its batch (0: none) */
     int64_t last_commit_ms; /* when the last batch committed */
     /* metrics */
@@ -182,7 +220,8 @@ typedef struct sink {
 
 /* Connects (or reconnects) when the connection is missing or broken. */
 int sink_pg_ensure(sink *s, kf_error *err);
-/* Creates kfleet_meta and its tables, and the sync_runs row of this run. */
+/* Creates kfleet_meta and its tables, the target schema when it is missing (sink.auto_create),
+ * and the sync_runs row of this run. */
 int sink_meta_init(sink *s, kf_error *err);
 /* Closes the run's sync_runs row with a status ("stopped", "failed"). */
 void sink_meta_finish(sink *s, const char *status, const char *message);
@@ -214,6 +253,14 @@ int sink_apply_flush_due(sink *s, bool all, kf_error *err);
 void sink_apply_drop_all(sink *s);
 /* Milliseconds until the next batch is due (-1: none pending). */
 int64_t sink_apply_next_due_ms(sink *s);
+/* Waits for the batch in flight, if any, and takes its outcome over: committed (markers,
+ * offsets, counts) or failed (everything held is read again from the sync markers). Call
+ * before anything else uses the connection or a table's binding. */
+void sink_apply_wait(sink *s);
+/* The same without waiting: takes the outcome over only when the writer is done. */
+void sink_apply_poll(sink *s);
+/* Frees the flight's buffers (after sink_apply_wait). */
+void sink_apply_free(sink *s);
 
 /* ---- loop.c ---- */
 
