@@ -146,7 +146,11 @@ transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=10
 min.insync.replicas=1
 group.initial.rebalance.delay.ms=0
-log.retention.hours=24
+# Tests and benchmarks replay events with historic timestamps (the simulator's seeded clock,
+# fixed test dates); time-based retention would delete such records mid-test. Bound by size
+# per partition instead.
+log.retention.ms=-1
+log.retention.bytes=268435456
 EOF
     cat >"$KF_KAFKA_DIR/log4j.properties" <<'EOF'
 log4j.rootLogger=INFO, stdout
