@@ -27,7 +27,7 @@ typedef struct replay_cfg {
     char *parking;
     char *group;
     char *txn_id;
-    int64_t idle_ms;
+    bool follow;
     bool materialize;
     char *pg_dsn;
 } replay_cfg;
@@ -81,7 +81,8 @@ static const kf_config_key KEYS[] = {
      .type = KF_CONFIG_STRING,
      .offset = offsetof(replay_cfg, parking),
      .flag = "parking-topic",
-     .description = "Where records over the loop guard go; default <dlq topic>.parked."},
+     .description = "Where records over the loop guard go (created with the partitions of the "
+                    "DLQ topic when missing); default <dlq topic>.parked."},
     {.name = "replay.group",
      .type = KF_CONFIG_STRING,
      .offset = offsetof(replay_cfg, group),
@@ -93,14 +94,14 @@ static const kf_config_key KEYS[] = {
      .offset = offsetof(replay_cfg, txn_id),
      .flag = "transactional-id",
      .description = "Transactional id; default <group>-<hostname>."},
-    {.name = "replay.idle.timeout",
-     .type = KF_CONFIG_DURATION_MS,
-     .offset = offsetof(replay_cfg, idle_ms),
-     .default_value = "3s",
-     .min = 100,
-     .max = 3600000,
-     .flag = "idle-timeout",
-     .description = "Stop when no record arrived for this long: the topics are drained."},
+    {.name = "replay.follow",
+     .type = KF_CONFIG_BOOL,
+     .offset = offsetof(replay_cfg, follow),
+     .default_value = "false",
+     .flag = "follow",
+     .description = "Keep replaying new dead-letter records as they arrive, until a stop "
+                    "signal; by default the run stops at the end each partition had when it "
+                    "started."},
     {.name = "replay.materialize",
      .type = KF_CONFIG_BOOL,
      .offset = offsetof(replay_cfg, materialize),
@@ -232,7 +233,7 @@ int main(int argc, char **argv)
     o.parking_topic = rc_.parking;
     o.group = rc_.group;
     o.transactional_id = rc_.txn_id ? rc_.txn_id : txn_id;
-    o.idle_ms = rc_.idle_ms;
+    o.follow = rc_.follow;
     o.kafka_kv = kv.kv;
     o.kafka_npairs = kv.npairs;
     o.materialize = rc_.materialize;

@@ -17,12 +17,13 @@
 #include "kfleet/signals.h"
 #include "materialize.h"
 
-#define BATCH          500
-#define POLL_MS        200
-#define PROGRESS_MS    5000
-#define ASSIGN_WAIT_MS 60000
-#define TXN_TIMEOUT_MS 60000
-#define TOPIC_MAX      250
+#define BATCH            500
+#define POLL_MS          200
+#define PROGRESS_MS      5000
+#define ASSIGN_WAIT_MS   60000
+#define TXN_TIMEOUT_MS   60000
+#define TOPIC_MAX        250
+#define ADMIN_TIMEOUT_MS 30000
 
 int kf_replay_parse_range(const char *s, kf_replay_range *out)
 {
@@ -131,6 +132,15 @@ int kf_replay_parse_time(const char *s, int64_t *ms)
     return KF_OK;
 }
 
+/* Where the replay of one partition ends: the end it had when first assigned (its last stable
+ * offset, as the consumer reads committed records only), and where the group starts it. */
+typedef struct part_end {
+    char topic[TOPIC_MAX];
+    int32_t partition;
+    int64_t low, end;
+    int64_t start; /* -1 until known */
+} part_end;
+
 typedef struct replay {
     const kf_replay_options *o;
     FILE *out;
@@ -138,9 +148,18 @@ typedef struct replay {
     kf_producer *p;
     kf_consumer *c;
     kf_txn *t;
+    kf_admin *admin;
     kf_quarantine *q;
+    char (*parked)[TOPIC_MAX + 8]; /* parking topics known to exist */
+    size_t nparked;
     /* per-batch counts, applied after the commit */
     kf_replay_stats b;
+    part_end *ends;
+    size_t nends, cap_ends;
+    kf_error end_err; /* a failure inside the assignment hook */
+    bool end_failed;
+    bool start_at_end; /* auto.offset.reset is latest: a partition without offsets starts at its end
+                        */
 } replay;
 
 static bool selected(const kf_replay_options *o, const rd_kafka_message_t *m,
@@ -168,6 +187,29 @@ static bool selected(const kf_replay_options *o, const rd_kafka_message_t *m,
             return false;
     }
     return true;
+}
+
+/* Creates the parking topic (with the partitions of the DLQ topic) the first time a record
+ * is parked there, so parking works where the brokers do not create topics on first use. */
+static int ensure_parking(replay *r, const char *parking, const char *dlq_topic, kf_error *err)
+{
+    for (size_t i = 0; i < r->nparked; i++)
+        if (strcmp(r->parked[i], parking) == 0)
+            return KF_OK;
+    kf_topic_info dlq;
+    int rc = kf_admin_describe_topic(r->admin, dlq_topic, &dlq, ADMIN_TIMEOUT_MS, err);
+    if (rc != KF_OK)
+        return rc;
+    kf_topic_spec spec = {.name = parking, .partitions = dlq.partitions, .replication_factor = -1};
+    if ((rc = kf_admin_create_topics(r->admin, &spec, 1, true, ADMIN_TIMEOUT_MS, err)) != KF_OK)
+        return rc;
+    char(*grown)[TOPIC_MAX + 8] = realloc(r->parked, (r->nparked + 1) * sizeof(*grown));
+    if (!grown)
+        return kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate parking topics");
+    r->parked = grown;
+    snprintf(r->parked[r->nparked++], sizeof(r->parked[0]), "%s", parking);
+    kf_log(KF_LOG_INFO, "parking records over the replay limit", "topic", parking, (char *)NULL);
+    return KF_OK;
 }
 
 static int one(replay *r, const rd_kafka_message_t *m, kf_error *err)
@@ -208,6 +250,11 @@ static int one(replay *r, const rd_kafka_message_t *m, kf_error *err)
                 info.reason[0] ? info.reason : "-", info.replay_count, park ? "park" : "replay",
                 target);
     } else {
+        if (park) {
+            int prc = ensure_parking(r, target, dlq_topic, err);
+            if (prc != KF_OK)
+                return prc;
+        }
         rd_kafka_headers_t *hdrs =
             park ? kf_headers_copy(m) : kf_dlq_replay_headers(m, info.replay_count + 1);
         if (!hdrs)
@@ -299,16 +346,127 @@ static int batch(replay *r, rd_kafka_message_t **msgs, size_t n, kf_error *err)
     return err->retriable ? KF_OK : rc;
 }
 
-static void progress(const replay *r, const char *what)
+/* Logs the counts so far; remaining is the records left to the ends (negative: not known). */
+static void progress(const replay *r, const char *what, int64_t remaining)
 {
-    char f[5][24];
+    char f[6][24];
+    snprintf(f[5], 24, "%" PRId64, remaining);
     snprintf(f[0], 24, "%" PRIu64, r->st->read);
     snprintf(f[1], 24, "%" PRIu64, r->st->replayed);
     snprintf(f[2], 24, "%" PRIu64, r->st->parked);
     snprintf(f[3], 24, "%" PRIu64, r->st->skipped);
     snprintf(f[4], 24, "%" PRIu64, r->st->materialized);
     kf_log(KF_LOG_INFO, what, "read", f[0], "replayed", f[1], "parked", f[2], "skipped", f[3],
-           "materialized", f[4], (char *)NULL);
+           "materialized", f[4], remaining >= 0 ? "remaining" : (char *)NULL, f[5], (char *)NULL);
+}
+
+static part_end *find_end(replay *r, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < r->nends; i++)
+        if (r->ends[i].partition == partition && strcmp(r->ends[i].topic, topic) == 0)
+            return &r->ends[i];
+    return NULL;
+}
+
+/* Partitions arrive: remember the end each one has now; the replay stops there. A partition
+ * assigned again after a rebalance keeps the end it had the first time. */
+static int on_assign(void *ctx, kf_consumer *c, rd_kafka_topic_partition_list_t *parts)
+{
+    replay *r = ctx;
+    rd_kafka_t *rk = kf_consumer_handle(c);
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (find_end(r, tp->topic, tp->partition))
+            continue;
+        int64_t low = 0, high = 0;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &low, &high, 10000);
+        if (e) {
+            if (!r->end_failed)
+                kf_error_set(&r->end_err, KF_ERR_KAFKA, true,
+                             "could not read the end offsets of \"%s\" [%" PRId32 "]: %s",
+                             tp->topic, tp->partition, rd_kafka_err2str(e));
+            r->end_failed = true;
+            return -1;
+        }
+        if (r->nends == r->cap_ends) {
+            size_t cap = r->cap_ends ? r->cap_ends * 2 : 16;
+            part_end *grown = realloc(r->ends, cap * sizeof(*grown));
+            if (!grown) {
+                kf_error_set(&r->end_err, KF_ERR_NOMEM, false, "could not allocate partition ends");
+                r->end_failed = true;
+                return -1;
+            }
+            r->ends = grown;
+            r->cap_ends = cap;
+        }
+        part_end *pe = &r->ends[r->nends++];
+        snprintf(pe->topic, sizeof(pe->topic), "%s", tp->topic);
+        pe->partition = tp->partition;
+        pe->low = low;
+        pe->end = high;
+        pe->start = -1;
+    }
+    return 0;
+}
+
+/* Where the group starts reading a partition it has not read from yet in this run: its
+ * committed offset, else the reset position. */
+static int start_offset(replay *r, part_end *pe, kf_error *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    if (!l)
+        return kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate partition list");
+    rd_kafka_topic_partition_list_add(l, pe->topic, pe->partition);
+    rd_kafka_resp_err_t e = rd_kafka_committed(kf_consumer_handle(r->c), l, 10000);
+    int64_t committed = l->elems[0].offset;
+    if (!e)
+        e = l->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return kf_error_set(err, KF_ERR_KAFKA, true,
+                            "could not read the committed offset of \"%s\" [%" PRId32 "]: %s",
+                            pe->topic, pe->partition, rd_kafka_err2str(e));
+    pe->start = committed >= 0 ? committed : r->start_at_end ? pe->end : pe->low;
+    return KF_OK;
+}
+
+/* Whether every assigned partition was read up to its end; *remaining gets the records
+ * (offsets) still to read. False while nothing is assigned. */
+static int drained(replay *r, bool *done, int64_t *remaining, kf_error *err)
+{
+    *done = false;
+    *remaining = 0;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    int rc = kf_consumer_assignment(r->c, &l, err);
+    if (rc != KF_OK)
+        return rc;
+    if (l->cnt == 0) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return KF_OK;
+    }
+    rd_kafka_position(kf_consumer_handle(r->c), l);
+    bool all = true;
+    for (int i = 0; i < l->cnt && rc == KF_OK; i++) {
+        part_end *pe = find_end(r, l->elems[i].topic, l->elems[i].partition);
+        if (!pe) {
+            all = false;
+            continue;
+        }
+        int64_t pos = l->elems[i].offset;
+        if (pos < 0) {
+            if (pe->start < 0 && (rc = start_offset(r, pe, err)) != KF_OK)
+                break;
+            pos = pe->start;
+        }
+        if (pos < pe->end) {
+            all = false;
+            *remaining += pe->end - pos;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    *done = all && rc == KF_OK;
+    return rc;
 }
 
 static int open_clients(replay *r, kf_error *err)
@@ -325,7 +483,8 @@ static int open_clients(replay *r, kf_error *err)
     kv[k++] = "false";
     for (size_t i = 0; i < 2 * o->kafka_npairs; i++)
         kv[k++] = o->kafka_kv[i];
-    r->c = kf_consumer_new(kv, k / 2, NULL, err);
+    kf_consumer_options copts = {.hooks = {.on_assign = on_assign, .ctx = r}};
+    r->c = kf_consumer_new(kv, k / 2, &copts, err);
     int rc = r->c ? KF_OK : err->code;
     if (rc == KF_OK && !o->dry_run && !o->materialize) {
         k = 0;
@@ -334,7 +493,8 @@ static int open_clients(replay *r, kf_error *err)
         kv[k++] = "transactional.id";
         kv[k++] = o->transactional_id;
         r->p = kf_producer_new(kv, k / 2, NULL, err);
-        if (!r->p || !(r->t = kf_txn_new(r->p, r->c, TXN_TIMEOUT_MS, err)))
+        if (!r->p || !(r->t = kf_txn_new(r->p, r->c, TXN_TIMEOUT_MS, err)) ||
+            !(r->admin = kf_admin_new(o->kafka_kv, o->kafka_npairs, err)))
             rc = err->code;
     }
     free(kv);
@@ -346,51 +506,62 @@ static int open_clients(replay *r, kf_error *err)
     return rc;
 }
 
-static bool assigned(kf_consumer *c)
+static bool reset_to_end(const kf_replay_options *o)
 {
-    rd_kafka_topic_partition_list_t *l = NULL;
-    kf_error err;
-    if (kf_consumer_assignment(c, &l, &err) != KF_OK)
-        return false;
-    bool any = l->cnt > 0;
-    rd_kafka_topic_partition_list_destroy(l);
-    return any;
+    const char *policy = NULL;
+    for (size_t i = 0; i < o->kafka_npairs; i++)
+        if (strcmp(o->kafka_kv[2 * i], "auto.offset.reset") == 0)
+            policy = o->kafka_kv[2 * i + 1];
+    return policy && (strcmp(policy, "latest") == 0 || strcmp(policy, "end") == 0 ||
+                      strcmp(policy, "largest") == 0);
 }
 
 int kf_replay_run(const kf_replay_options *o, FILE *out, kf_replay_stats *stats, kf_error *err)
 {
     memset(stats, 0, sizeof(*stats));
-    replay r = {.o = o, .out = out, .st = stats};
+    replay r = {.o = o, .out = out, .st = stats, .start_at_end = reset_to_end(o)};
     rd_kafka_message_t *msgs[BATCH];
     int rc = open_clients(&r, err);
-    int64_t start = kf_retry_now_ms(), last_seen = 0, last_progress = start;
+    int64_t start = kf_retry_now_ms(), last_progress = start, remaining = 0;
+    bool was_assigned = false;
     while (rc == KF_OK && !kf_signals_stop_requested()) {
         int n = kf_consumer_poll_batch(r.c, msgs, BATCH, POLL_MS, err);
         if (n < 0) {
             rc = n;
             break;
         }
-        int64_t now = kf_retry_now_ms();
-        if (n == 0) {
-            if (!last_seen && assigned(r.c))
-                last_seen = now;
-            if (last_seen && now - last_seen >= o->idle_ms)
+        if (r.end_failed) {
+            *err = r.end_err;
+            rc = err->code;
+            for (int i = 0; i < n; i++)
+                rd_kafka_message_destroy(msgs[i]);
+            break;
+        }
+        if (n > 0) {
+            rc = batch(&r, msgs, (size_t)n, err);
+            for (int i = 0; i < n; i++)
+                rd_kafka_message_destroy(msgs[i]);
+            if (rc != KF_OK)
                 break;
-            if (!last_seen && now - start > ASSIGN_WAIT_MS) {
+        }
+        int64_t now = kf_retry_now_ms();
+        bool done = false;
+        if (!o->follow) {
+            if ((rc = drained(&r, &done, &remaining, err)) != KF_OK)
+                break;
+            was_assigned = was_assigned || r.nends > 0;
+            if (done)
+                break;
+            if (!was_assigned && now - start > ASSIGN_WAIT_MS) {
                 rc = kf_error_set(err, KF_ERR_TIMEOUT, true,
                                   "no partition of the dead-letter topics was assigned within "
                                   "%d s; do the topics exist?",
                                   ASSIGN_WAIT_MS / 1000);
                 break;
             }
-            continue;
         }
-        last_seen = now;
-        rc = batch(&r, msgs, (size_t)n, err);
-        for (int i = 0; i < n; i++)
-            rd_kafka_message_destroy(msgs[i]);
         if (now - last_progress >= PROGRESS_MS) {
-            progress(&r, "replay progress");
+            progress(&r, "replay progress", o->follow ? -1 : remaining);
             last_progress = now;
         }
     }
@@ -404,16 +575,26 @@ int kf_replay_run(const kf_replay_options *o, FILE *out, kf_replay_stats *stats,
         rc = cerr.code;
     }
     kf_producer_destroy(r.p);
+    kf_admin_destroy(r.admin);
+    free(r.parked);
+    if (r.q)
+        stats->inserted = kf_quarantine_inserted(r.q);
     kf_quarantine_close(r.q);
+    free(r.ends);
     if (rc == KF_OK) {
-        progress(&r, "replay finished");
-        fprintf(out,
-                "%s: read %" PRIu64 ", %s %" PRIu64 ", parked %" PRIu64 ", skipped %" PRIu64
-                " (filters%s)\n",
-                o->dry_run ? "dry run" : "done", stats->read,
-                o->materialize ? "materialized" : "replayed",
-                o->materialize ? stats->materialized : stats->replayed, stats->parked,
-                stats->skipped, stats->no_origin ? ", or no origin topic" : "");
+        progress(&r, "replay finished", -1);
+        if (o->materialize)
+            fprintf(out,
+                    "%s: read %" PRIu64 ", materialized %" PRIu64 " (%" PRIu64
+                    " new rows), skipped %" PRIu64 " (filters)\n",
+                    o->dry_run ? "dry run" : "done", stats->read, stats->materialized,
+                    stats->inserted, stats->skipped);
+        else
+            fprintf(out,
+                    "%s: read %" PRIu64 ", replayed %" PRIu64 ", parked %" PRIu64
+                    ", skipped %" PRIu64 " (filters%s)\n",
+                    o->dry_run ? "dry run" : "done", stats->read, stats->replayed, stats->parked,
+                    stats->skipped, stats->no_origin ? ", or no origin topic" : "");
     }
     return rc;
 }

@@ -34,7 +34,8 @@ typedef struct kf_replay_options {
     const char *parking_topic; /* NULL = "<dlq topic>.parked" */
     const char *group;
     const char *transactional_id;
-    int64_t idle_ms; /* stop when nothing new arrived for this long after assignment */
+    bool follow; /* run until a stop signal; else stop at the ends the partitions had when
+                    they were first assigned */
     const char *const *kafka_kv;
     size_t kafka_npairs;
     /* --materialize: write into kfleet_meta.quarantine instead of producing */
@@ -46,6 +47,7 @@ typedef struct kf_replay_options {
 
 typedef struct kf_replay_stats {
     uint64_t read, replayed, parked, skipped, materialized, no_origin;
+    uint64_t inserted; /* materialized rows that were not stored before */
 } kf_replay_stats;
 
 /* Parses "P:FIRST-LAST", "FIRST-LAST", "P:FIRST-" or "FIRST" into *out. KF_ERR_INVALID. */
@@ -54,8 +56,10 @@ int kf_replay_parse_range(const char *s, kf_replay_range *out);
 /* Parses an ISO-8601 time or a number of milliseconds since the epoch. KF_ERR_INVALID. */
 int kf_replay_parse_time(const char *s, int64_t *ms);
 
-/* Runs until the topics are drained (idle_ms without records) or a stop signal. Dry-run lines
- * and the summary go to out. Returns 0 or an error with err filled. */
+/* Runs until every assigned partition was read up to the end it had when first assigned (its
+ * last stable offset then: records written later wait for the next run), or with follow until
+ * a stop signal. Dry-run lines and the summary go to out. Returns 0 or an error with err
+ * filled (KF_ERR_TIMEOUT when no partition was assigned within a minute). */
 int kf_replay_run(const kf_replay_options *o, FILE *out, kf_replay_stats *stats, kf_error *err);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ typedef struct pending {
     char breaches[MAX_BREACHES][256];
     size_t nbreaches;
     uint64_t breaches_overflow;
+    uint64_t nalerts; /* alerts merged into this message */
 } pending;
 
 struct kf_alert {
@@ -103,6 +105,20 @@ static bool post_once(kf_alert *a, const char *body, char *why, size_t cap)
     return true;
 }
 
+/* Appends to text (capacity cap, length *len), never past the end. */
+__attribute__((format(printf, 4, 5))) static void append(char *text, size_t cap, size_t *len,
+                                                         const char *fmt, ...)
+{
+    if (*len + 1 >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(text + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
+}
+
 /* The Slack-compatible payload: {"text": "..."} naming rules, counts and DLQ topics. */
 static char *build_body(kf_alert *a, const pending *p)
 {
@@ -111,22 +127,26 @@ static char *build_body(kf_alert *a, const pending *p)
     if (!text)
         return NULL;
     size_t len = 0;
+    text[0] = '\0';
     uint64_t total = p->overflow;
     for (size_t i = 0; i < p->nentries; i++)
         total += p->entries[i].count;
-    len += (size_t)snprintf(text + len, cap - len, "%s: ", a->worker);
+    uint64_t nbreaches = p->nbreaches + p->breaches_overflow;
+    append(text, cap, &len, "%s:", a->worker);
     if (p->nentries || p->overflow)
-        len += (size_t)snprintf(text + len, cap - len, "%" PRIu64 " records quarantined", total);
+        append(text, cap, &len, " %" PRIu64 " record%s quarantined", total, total == 1 ? "" : "s");
+    if (nbreaches)
+        append(text, cap, &len, "%s %" PRIu64 " dataset rule breach%s",
+               p->nentries || p->overflow ? ";" : "", nbreaches, nbreaches == 1 ? "" : "es");
     for (size_t i = 0; i < p->nentries; i++)
-        len += (size_t)snprintf(text + len, cap - len, "\n- rule %s: %" PRIu64 " to %s",
-                                p->entries[i].rule, p->entries[i].count, p->entries[i].topic);
+        append(text, cap, &len, "\n- rule %s: %" PRIu64 " to %s", p->entries[i].rule,
+               p->entries[i].count, p->entries[i].topic);
     if (p->overflow)
-        len += (size_t)snprintf(text + len, cap - len, "\n- other rules: %" PRIu64, p->overflow);
+        append(text, cap, &len, "\n- other rules: %" PRIu64, p->overflow);
     for (size_t i = 0; i < p->nbreaches; i++)
-        len += (size_t)snprintf(text + len, cap - len, "\n- dataset: %s", p->breaches[i]);
+        append(text, cap, &len, "\n- dataset: %s", p->breaches[i]);
     if (p->breaches_overflow)
-        snprintf(text + len, cap - len, "\n- %" PRIu64 " more dataset breaches",
-                 p->breaches_overflow);
+        append(text, cap, &len, "\n- %" PRIu64 " more dataset breaches", p->breaches_overflow);
     json_t *o = json_pack("{s:s}", "text", text);
     free(text);
     if (!o)
@@ -136,7 +156,27 @@ static char *build_body(kf_alert *a, const pending *p)
     return body;
 }
 
-/* Sends p with retries and backoff; gives up early only when asked to stop twice over. */
+/* Called with the lock held: waits up to ms on the condition variable unless a stop is
+ * requested; true when a stop is pending. */
+static bool wait_unless_stopping(kf_alert *a, int64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!a->stop) {
+        if (pthread_cond_timedwait(&a->cond, &a->lock, &until) != 0)
+            break;
+    }
+    return a->stop;
+}
+
+/* Sends p with retries and backoff. A stop request cuts the backoff short: the call is tried
+ * once more at once and not again, so shutting down waits for at most two attempts. */
 static void send_pending(kf_alert *a, const pending *p)
 {
     char *body = build_body(a, p);
@@ -148,23 +188,31 @@ static void send_pending(kf_alert *a, const pending *p)
     kf_backoff_init(&bo, (uint64_t)a->backoff_ms, (uint64_t)a->backoff_ms * 32, 2.0,
                     KF_JITTER_DECORRELATED, kf_retry_seed(), NULL);
     char why[256] = "";
-    bool ok = false;
-    for (int attempt = 0; attempt <= a->max_retries; attempt++) {
-        if ((ok = post_once(a, body, why, sizeof(why))))
-            break;
-        if (attempt == a->max_retries)
+    bool ok = false, last = false;
+    for (int attempt = 0;; attempt++) {
+        ok = post_once(a, body, why, sizeof(why));
+        pthread_mutex_lock(&a->lock);
+        a->stats.attempts++;
+        pthread_mutex_unlock(&a->lock);
+        if (ok || last || attempt >= a->max_retries)
             break;
         uint64_t delay = kf_backoff_next_ms(&bo);
-        kf_log(KF_LOG_WARN, "could not send alert webhook, retrying", "reason", why, (char *)NULL);
-        struct timespec ts = {(time_t)(delay / 1000), (long)(delay % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        char d[24];
+        snprintf(d, sizeof(d), "%" PRIu64, delay);
+        kf_log(KF_LOG_WARN, "could not send alert webhook, retrying", "reason", why, "delay_ms", d,
+               (char *)NULL);
+        pthread_mutex_lock(&a->lock);
+        last = wait_unless_stopping(a, (int64_t)delay);
+        pthread_mutex_unlock(&a->lock);
     }
     free(body);
     pthread_mutex_lock(&a->lock);
-    if (ok)
+    if (ok) {
         a->stats.sent++;
-    else
+        a->stats.coalesced += p->nalerts > 1 ? p->nalerts - 1 : 0;
+    } else {
         a->stats.failed++;
+    }
     pthread_mutex_unlock(&a->lock);
     if (ok) {
         if (a->m_sent)
@@ -172,7 +220,10 @@ static void send_pending(kf_alert *a, const pending *p)
     } else {
         if (a->m_failed)
             kf_counter_inc(a->m_failed, 1);
-        kf_log(KF_LOG_ERROR, "could not send alert webhook", "reason", why, (char *)NULL);
+        char n[24];
+        snprintf(n, sizeof(n), "%" PRIu64, p->nalerts);
+        kf_log(KF_LOG_ERROR, "could not send alert webhook", "reason", why, "alerts", n,
+               (char *)NULL);
     }
 }
 
@@ -197,15 +248,15 @@ static void *sender(void *arg)
         }
         if (a->stop)
             break;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
         int64_t wait = pending_empty(a->cur) ? 1000 : a->interval_ms - (now - a->last_sent_ms);
         if (wait < 10)
             wait = 10;
         if (wait > 1000)
             wait = 1000;
-        until.tv_sec += wait / 1000;
-        until.tv_nsec += (wait % 1000) * 1000000L;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(wait / 1000);
+        until.tv_nsec += (long)(wait % 1000) * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
@@ -303,6 +354,7 @@ void kf_alert_quarantined(kf_alert *a, const char *rule_id, const char *dlq_topi
     pthread_mutex_lock(&a->lock);
     a->stats.raised++;
     pending *p = a->cur;
+    p->nalerts++;
     size_t i = 0;
     while (i < p->nentries && !(strcmp(p->entries[i].rule, rule_id) == 0 &&
                                 strcmp(p->entries[i].topic, dlq_topic) == 0))
@@ -340,6 +392,7 @@ void kf_alert_breach(kf_alert *a, const char *rule_id, const char *kind, int64_t
     pthread_mutex_lock(&a->lock);
     a->stats.raised++;
     pending *p = a->cur;
+    p->nalerts++;
     if (p->nbreaches < MAX_BREACHES)
         snprintf(p->breaches[p->nbreaches++], sizeof(p->breaches[0]), "%s", line);
     else

@@ -26,8 +26,9 @@ typedef struct kf_alert_config {
  * outlive the alerter. NULL + err on failure. */
 kf_alert *kf_alert_new(const kf_alert_config *cfg, kf_metrics *metrics, kf_error *err);
 
-/* Sends what is still pending (one more call, with its retries), stops the thread and frees
- * everything. NULL is a no-op. */
+/* Sends what is still pending in one more call, stops the thread and frees everything. The
+ * stop cuts retry backoffs short: a call in progress and the last call each get at most one
+ * more HTTP attempt, at once (each attempt bounded by timeout_ms). NULL is a no-op. */
 void kf_alert_destroy(kf_alert *a);
 
 /* Records count quarantined records of rule_id (or a decode reason) sent to dlq_topic; both
@@ -38,12 +39,13 @@ void kf_alert_quarantined(kf_alert *a, const char *rule_id, const char *dlq_topi
 void kf_alert_breach(kf_alert *a, const char *rule_id, const char *kind, int64_t rows,
                      int64_t threshold, int64_t start_ms, int64_t end_ms);
 
-/* Counters for tests and the exit summary: alerts raised, webhook calls that succeeded, and
- * calls that failed after every retry. */
+/* Counters for tests and the exit summary. */
 typedef struct kf_alert_stats {
-    uint64_t raised;
-    uint64_t sent;
-    uint64_t failed;
+    uint64_t raised;    /* alerts raised (kf_alert_quarantined and kf_alert_breach calls) */
+    uint64_t sent;      /* webhook calls that succeeded */
+    uint64_t failed;    /* webhook calls that failed after every retry */
+    uint64_t attempts;  /* HTTP attempts, retries included */
+    uint64_t coalesced; /* alerts delivered inside a call that carried an earlier alert */
 } kf_alert_stats;
 void kf_alert_stats_get(kf_alert *a, kf_alert_stats *out);
 

@@ -13,6 +13,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "kfleet/event.h"
+#include "kfleet/kafka.h"
 #include "kfleet/retry.h"
 #include "kfleet/serde.h"
 #include "kfleet/wire.h"
@@ -449,34 +450,23 @@ typedef struct part_range {
 
 static int check_topic(report *rep, kf_rules *rules, const kf_check_options *o, kf_error *err)
 {
-    char errstr[512];
     int rc = KF_OK;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *defaults[] = {"group.id",
-                              "kfleet-validate-check",
-                              "enable.auto.commit",
-                              "false",
-                              "isolation.level",
-                              "read_committed",
-                              "enable.partition.eof",
-                              "true",
-                              "log_level",
-                              "3"};
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i += 2)
-        rd_kafka_conf_set(conf, defaults[i], defaults[i + 1], errstr, sizeof(errstr));
-    for (size_t i = 0; i < o->kafka_npairs; i++) {
-        if (rd_kafka_conf_set(conf, o->kafka_kv[2 * i], o->kafka_kv[2 * i + 1], errstr,
-                              sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-            rd_kafka_conf_destroy(conf);
-            return kf_error_set(err, KF_ERR_CONFIG, false, "kafka.%s: %s", o->kafka_kv[2 * i],
-                                errstr);
-        }
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return kf_error_set(err, KF_ERR_CONFIG, false, "could not create a consumer: %s", errstr);
-    }
+    /* a kfleet consumer: librdkafka's log lines and client errors go through kf_log */
+    static const char *const defaults[] = {
+        "group.id",        "kfleet-validate-check", "enable.auto.commit",   "false",
+        "isolation.level", "read_committed",        "enable.partition.eof", "true"};
+    size_t nd = sizeof(defaults) / sizeof(defaults[0]) / 2, n = nd + o->kafka_npairs;
+    const char **kv = calloc(2 * n, sizeof(*kv));
+    if (!kv)
+        return kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate consumer settings");
+    memcpy(kv, defaults, sizeof(defaults));
+    if (o->kafka_npairs)
+        memcpy(kv + 2 * nd, o->kafka_kv, 2 * o->kafka_npairs * sizeof(*kv));
+    kf_consumer *c = kf_consumer_new(kv, n, NULL, err);
+    free(kv);
+    if (!c)
+        return err->code;
+    rd_kafka_t *rk = kf_consumer_handle(c);
     kf_serde *serde = kf_serde_new(o->registry, err);
     kf_event_reader *reader = serde ? kf_event_reader_new(serde, err) : NULL;
     part_range *parts = NULL;
@@ -626,8 +616,7 @@ out_destroy:
     free(parts);
     kf_event_reader_destroy(reader);
     kf_serde_destroy(serde);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    kf_consumer_destroy(c);
     return rc;
 }
 

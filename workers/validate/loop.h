@@ -26,12 +26,13 @@ typedef struct kf_vloop_config {
     const char *group;            /* consumer group (unless kafka_kv sets group.id) */
     const char *transactional_id; /* EOS: this instance's transactional.id */
     bool eos;
-    size_t batch_size;
-    int poll_timeout_ms;
-    int64_t max_records;   /* stop after this many input records (0: run until a signal) */
-    kf_registry *registry; /* borrowed */
-    kf_metrics *metrics;   /* borrowed, may be NULL */
-    kf_alert *alert;       /* borrowed, may be NULL */
+    size_t batch_size;      /* most records per batch (one transaction) */
+    int commit_interval_ms; /* most time from a batch's first record to its commit; 0: 100 */
+    int poll_timeout_ms;    /* how long a poll waits for the first record of a batch */
+    int64_t max_records;    /* stop after this many input records (0: run until a signal) */
+    kf_registry *registry;  /* borrowed */
+    kf_metrics *metrics;    /* borrowed, may be NULL */
+    kf_alert *alert;        /* borrowed, may be NULL */
     void (*on_ready)(void *ctx, bool ready); /* may be NULL */
     void *ready_ctx;
 } kf_vloop_config;

@@ -26,6 +26,7 @@ typedef struct validate_cfg {
     char *txn_id;
     bool eos;
     int batch_size;
+    int64_t commit_interval_ms;
     int64_t poll_ms;
     int64_t max_records;
     bool no_actions;
@@ -83,6 +84,16 @@ static const kf_config_key WORKER_KEYS[] = {
      .max = 100000,
      .flag = "batch-size",
      .description = "Most records per batch (one transaction)."},
+    {.name = "validate.commit.interval",
+     .type = KF_CONFIG_DURATION_MS,
+     .offset = offsetof(validate_cfg, commit_interval_ms),
+     .default_value = "100ms",
+     .min = 1,
+     .max = 60000,
+     .flag = "commit-interval",
+     .description = "Most time from a batch's first record to its commit: bounds the latency "
+                    "this stage adds when input is slower than validate.batch.size per "
+                    "interval."},
     {.name = "validate.poll.timeout",
      .type = KF_CONFIG_DURATION_MS,
      .offset = offsetof(validate_cfg, poll_ms),
@@ -337,6 +348,7 @@ static int run_worker(int argc, char **argv)
                                                         : NULL,
                           .eos = vc.eos,
                           .batch_size = (size_t)vc.batch_size,
+                          .commit_interval_ms = (int)vc.commit_interval_ms,
                           .poll_timeout_ms = (int)vc.poll_ms,
                           .max_records = vc.max_records,
                           .registry = app.registry,

@@ -1,6 +1,8 @@
-/* Column and dataset rule evaluation. Unique windows are a ring of value hashes with two
- * counting hash maps (value, and value+row), sized once, so memory is bounded and a
- * transaction abort can be undone exactly. */
+/* Column and dataset rule evaluation. Everything a rule needs per record is prepared once
+ * (JIT-compiled patterns, hashed value sets), values are checked in their decoded form and
+ * rendered as text only when a rule compares text or a message names them. Unique windows are
+ * a ring of value hashes with two counting hash maps (value, and value+row), sized once, so
+ * memory is bounded and a transaction abort can be undone exactly. */
 #include "rules.h"
 
 #include <ctype.h>
@@ -16,12 +18,51 @@
 #define MAX_PENDING_BREACHES 1024
 #define MAX_BINDINGS         64
 #define SHOWN_VALUE_MAX      64
+#define FLOAT_TEXT_MAX       128 /* longer texts are no numbers (dtype float, range) */
+
+/* ---- hashing ---- */
+
+static uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* A 64-bit hash of n bytes, eight at a time; never 0 (0 marks empty slots). */
+static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *s = p;
+    uint64_t h = seed ^ (n * 0x9E3779B97F4A7C15ull);
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h ^= w * 0x87c37b91114253d5ull;
+        h = ((h << 31) | (h >> 33)) * 0x4cf5ad432745937full;
+    }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, s, n);
+        h ^= w * 0x87c37b91114253d5ull;
+        h = ((h << 31) | (h >> 33)) * 0x4cf5ad432745937full;
+    }
+    h = mix64(h);
+    return h ? h : 1;
+}
 
 /* ---- counting hash map (open addressing, linear probing, backward-shift deletion) ---- */
 
+/* Key and count side by side: one cache line per lookup in maps far larger than the cache. */
+typedef struct __attribute__((packed)) cslot {
+    uint64_t key; /* 0 = empty */
+    uint32_t count;
+} cslot;
+
 typedef struct cmap {
-    uint64_t *keys; /* 0 = empty */
-    uint32_t *counts;
+    cslot *s;
     size_t mask;
 } cmap;
 
@@ -30,16 +71,14 @@ static int cmap_init(cmap *m, size_t entries)
     size_t cap = 16;
     while (cap < entries * 2)
         cap <<= 1;
-    m->keys = calloc(cap, sizeof(*m->keys));
-    m->counts = calloc(cap, sizeof(*m->counts));
+    m->s = calloc(cap, sizeof(*m->s));
     m->mask = cap - 1;
-    return m->keys && m->counts ? KF_OK : KF_ERR_NOMEM;
+    return m->s ? KF_OK : KF_ERR_NOMEM;
 }
 
 static void cmap_free(cmap *m)
 {
-    free(m->keys);
-    free(m->counts);
+    free(m->s);
 }
 
 static size_t cmap_home(const cmap *m, uint64_t k)
@@ -50,27 +89,20 @@ static size_t cmap_home(const cmap *m, uint64_t k)
 static size_t cmap_slot(const cmap *m, uint64_t k)
 {
     size_t i = cmap_home(m, k);
-    while (m->keys[i] && m->keys[i] != k)
+    while (m->s[i].key && m->s[i].key != k)
         i = (i + 1) & m->mask;
     return i;
 }
 
-static uint32_t cmap_get(const cmap *m, uint64_t k)
+/* Counts k once more and returns its count before. The map is sized for twice the entries
+ * the ring can hold: it never fills. */
+static uint32_t cmap_add(cmap *m, uint64_t k)
 {
     if (!k)
         return 0;
-    size_t i = cmap_slot(m, k);
-    return m->keys[i] ? m->counts[i] : 0;
-}
-
-/* The map is sized for twice the entries the ring can hold: it never fills. */
-static void cmap_inc(cmap *m, uint64_t k)
-{
-    if (!k)
-        return;
-    size_t i = cmap_slot(m, k);
-    m->keys[i] = k;
-    m->counts[i]++;
+    cslot *e = &m->s[cmap_slot(m, k)];
+    e->key = k;
+    return e->count++;
 }
 
 static void cmap_dec(cmap *m, uint64_t k)
@@ -78,21 +110,20 @@ static void cmap_dec(cmap *m, uint64_t k)
     if (!k)
         return;
     size_t i = cmap_slot(m, k);
-    if (!m->keys[i])
+    if (!m->s[i].key)
         return;
-    if (--m->counts[i])
+    if (--m->s[i].count)
         return;
-    m->keys[i] = 0;
-    for (size_t j = (i + 1) & m->mask; m->keys[j]; j = (j + 1) & m->mask) {
-        size_t h = cmap_home(m, m->keys[j]);
+    m->s[i].key = 0;
+    for (size_t j = (i + 1) & m->mask; m->s[j].key; j = (j + 1) & m->mask) {
+        size_t h = cmap_home(m, m->s[j].key);
         /* move j back into the hole unless its home lies cyclically in (i, j] */
         bool stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
         if (stays)
             continue;
-        m->keys[i] = m->keys[j];
-        m->counts[i] = m->counts[j];
-        m->keys[j] = 0;
-        m->counts[j] = 0;
+        m->s[i] = m->s[j];
+        m->s[j].key = 0;
+        m->s[j].count = 0;
         i = j;
     }
 }
@@ -151,13 +182,13 @@ static int uwin_add(uwin *u, uint64_t vh, uint64_t ph, int64_t ts, bool *dup)
     }
     if (u->marked && u->head + 1 - u->mark_tail > u->cap)
         return KF_ERR_STATE;
-    *dup = cmap_get(&u->values, vh) > cmap_get(&u->pairs, ph);
+    /* another row has it when the value counts more than the value for this row */
+    uint32_t seen = cmap_add(&u->values, vh);
+    *dup = seen > cmap_add(&u->pairs, ph);
     size_t h = (size_t)(u->head % u->cap);
     u->vh[h] = vh;
     u->ph[h] = ph;
     u->ts[h] = ts;
-    cmap_inc(&u->values, vh);
-    cmap_inc(&u->pairs, ph);
     u->head++;
     return KF_OK;
 }
@@ -183,8 +214,8 @@ static void uwin_rollback(uwin *u)
     uint64_t end = u->tail < u->mark_head ? u->tail : u->mark_head;
     for (uint64_t i = u->mark_tail; i < end; i++) {
         size_t s = (size_t)(i % u->cap);
-        cmap_inc(&u->values, u->vh[s]);
-        cmap_inc(&u->pairs, u->ph[s]);
+        cmap_add(&u->values, u->vh[s]);
+        cmap_add(&u->pairs, u->ph[s]);
     }
     u->head = u->mark_head;
     u->tail = u->mark_tail;
@@ -205,6 +236,21 @@ typedef struct breach {
     const kf_rule *rule;
     int64_t rows, start, end;
 } breach;
+
+/* What one rule needs per record, prepared by kf_rules_new. */
+typedef struct rstate {
+    /* regex: the engine's own copy of the pattern (JIT-compiled when the platform allows) and
+     * its match data */
+    pcre2_code *re;
+    pcre2_match_data *md;
+    bool jit; /* pcre2_jit_match may be used */
+    bool utf; /* the pattern is in UTF mode: subjects must be checked */
+    /* allowed_values: open-addressing set of value indexes + 1 (0 = empty), by text hash */
+    uint32_t *set;
+    size_t set_mask;
+    uint64_t *vhash; /* per value */
+    size_t *vlen;    /* per value */
+} rstate;
 
 /* Column positions of a table, in contract column order (-1: absent). */
 typedef struct binding {
@@ -228,8 +274,64 @@ struct kf_rules {
     const kf_column **cols;
     kf_violation_fn on_violation;
     void *on_violation_ctx;
-    char text[1100]; /* a rendered value */
+    rstate *rs;       /* per rule */
+    bool has_dataset; /* some rule counts rows */
+    uint64_t seq;     /* records checked so far, for the rendered value below */
+    /* the value last rendered: cell text_cell of record text_seq, text_len bytes */
+    uint64_t text_seq;
+    const kf_cell *text_cell;
+    const char *text_ptr;
+    size_t text_len;
+    char text[1100];
+    /* kf_rules_tick: the newest record time, and the rows, record time and clock of the
+     * tick that last saw the row count change */
+    bool seen_ts, tick_armed;
+    int64_t max_ts, tick_ts, tick_clock;
+    uint64_t tick_rows;
 };
+
+static int rstate_init(rstate *s, const kf_rule *rule)
+{
+    if (rule->kind == KF_RULE_REGEX) {
+        /* a copy: the contract stays untouched and may serve other engines */
+        if (!(s->re = pcre2_code_copy(rule->re)))
+            return KF_ERR_NOMEM;
+        s->jit = pcre2_jit_compile(s->re, PCRE2_JIT_COMPLETE) == 0;
+        uint32_t opts = 0;
+        pcre2_pattern_info(s->re, PCRE2_INFO_ALLOPTIONS, &opts);
+        s->utf = (opts & PCRE2_UTF) != 0;
+        if (!(s->md = pcre2_match_data_create_from_pattern(s->re, NULL)))
+            return KF_ERR_NOMEM;
+    } else if (rule->kind == KF_RULE_ALLOWED_VALUES) {
+        size_t cap = 4;
+        while (cap < rule->nvalues * 2)
+            cap <<= 1;
+        s->set = calloc(cap, sizeof(*s->set));
+        s->vhash = calloc(rule->nvalues ? rule->nvalues : 1, sizeof(*s->vhash));
+        s->vlen = calloc(rule->nvalues ? rule->nvalues : 1, sizeof(*s->vlen));
+        if (!s->set || !s->vhash || !s->vlen)
+            return KF_ERR_NOMEM;
+        s->set_mask = cap - 1;
+        for (size_t i = 0; i < rule->nvalues; i++) {
+            s->vlen[i] = strlen(rule->values[i]);
+            s->vhash[i] = hash_bytes(rule->values[i], s->vlen[i], 0);
+            size_t slot = (size_t)s->vhash[i] & s->set_mask;
+            while (s->set[slot])
+                slot = (slot + 1) & s->set_mask;
+            s->set[slot] = (uint32_t)i + 1;
+        }
+    }
+    return KF_OK;
+}
+
+static void rstate_free(rstate *s)
+{
+    pcre2_match_data_free(s->md);
+    pcre2_code_free(s->re);
+    free(s->set);
+    free(s->vhash);
+    free(s->vlen);
+}
 
 kf_rules *kf_rules_new(const kf_contract *c, size_t max_batch, kf_error *err)
 {
@@ -246,13 +348,19 @@ kf_rules *kf_rules_new(const kf_contract *c, size_t max_batch, kf_error *err)
     r->breaches = calloc(MAX_PENDING_BREACHES, sizeof(*r->breaches));
     r->cells = calloc(nc, sizeof(*r->cells));
     r->cols = calloc(nc, sizeof(*r->cols));
+    r->rs = calloc(n, sizeof(*r->rs));
     if (!r->uniq || !r->dsets || !r->committed || !r->pending || !r->breaches || !r->cells ||
-        !r->cols)
+        !r->cols || !r->rs)
         goto out_free_rules;
-    for (size_t i = 0; i < c->nrules; i++)
-        if (c->rules[i].kind == KF_RULE_UNIQUE &&
-            uwin_init(&r->uniq[i], &c->rules[i], r->max_batch) != KF_OK)
+    for (size_t i = 0; i < c->nrules; i++) {
+        const kf_rule *rule = &c->rules[i];
+        if (rule->kind == KF_RULE_UNIQUE && uwin_init(&r->uniq[i], rule, r->max_batch) != KF_OK)
             goto out_free_rules;
+        if (rstate_init(&r->rs[i], rule) != KF_OK)
+            goto out_free_rules;
+        if (rule->kind == KF_RULE_MIN_ROWS || rule->kind == KF_RULE_MAX_ROWS)
+            r->has_dataset = true;
+    }
     return r;
 
 out_free_rules:
@@ -278,6 +386,10 @@ void kf_rules_destroy(kf_rules *r)
         free(r->bindings[i].idx);
     free(r->cells);
     free(r->cols);
+    if (r->rs)
+        for (size_t i = 0; i < r->c->nrules; i++)
+            rstate_free(&r->rs[i]);
+    free(r->rs);
     free(r);
 }
 
@@ -304,24 +416,158 @@ bool kf_parse_is_int(const char *s, size_t len)
     return true;
 }
 
-bool kf_parse_is_float(const char *s, size_t len)
+/* What strtod (C locale) makes of a text, as far as scan_number can tell without it. */
+typedef enum scan_result {
+    SCAN_NUMBER,       /* all of it is a finite number in the normal range (no ERANGE) */
+    SCAN_NOT_A_NUMBER, /* strtod finds no number, or stops before the end */
+    SCAN_ASK_STRTOD,   /* hexadecimal, inf, nan, other characters, extreme magnitudes */
+} scan_result;
+
+/* Doubles hold every power of ten up to 1e22 exactly. */
+static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                               1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                               1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Scans the plain decimal forms: [sign] digits [. digits] [e [sign] digits], with digits on
+ * at least one side of the point. For SCAN_NUMBER, *exact says whether *value is strtod's
+ * result: with at most 19 significant digits below 2^53 and a power of ten up to 22, one
+ * IEEE multiplication or division rounds correctly. len < FLOAT_TEXT_MAX. */
+static scan_result scan_number(const char *s, size_t len, bool *exact, double *value)
 {
-    char buf[128];
-    if (len == 0 || len >= sizeof(buf) || isspace((unsigned char)s[0]))
-        return false;
+    size_t i = 0;
+    bool neg = false;
+    if (s[0] == '+' || s[0] == '-')
+        neg = s[i++] == '-';
+    uint64_t m = 0;
+    int nsig = 0, nint = 0, nfrac = 0, first = -1; /* first: digit index of the first nonzero */
+    bool lost = false;
+    for (; i < len && s[i] >= '0' && s[i] <= '9'; i++, nint++) {
+        if (first < 0 && s[i] == '0')
+            continue;
+        if (first < 0)
+            first = nint;
+        if (nsig < 19) {
+            m = m * 10 + (uint64_t)(s[i] - '0');
+            nsig++;
+        } else {
+            lost = true;
+        }
+    }
+    int mag = first >= 0 ? nint - first - 1 : 0; /* decimal magnitude of the first nonzero */
+    if (i < len && s[i] == '.') {
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++, nfrac++) {
+            if (first < 0 && s[i] == '0')
+                continue;
+            if (first < 0) {
+                first = nint + nfrac;
+                mag = -(nfrac + 1);
+            }
+            if (nsig < 19) {
+                m = m * 10 + (uint64_t)(s[i] - '0');
+                nsig++;
+            } else {
+                lost = true;
+            }
+        }
+    }
+    int exp = 0;
+    if (nint + nfrac > 0 && i < len && (s[i] == 'e' || s[i] == 'E')) {
+        size_t j = i + 1;
+        bool eneg = false;
+        if (j < len && (s[j] == '+' || s[j] == '-'))
+            eneg = s[j++] == '-';
+        size_t start = j;
+        for (; j < len && s[j] >= '0' && s[j] <= '9'; j++)
+            if (j - start < 4)
+                exp = exp * 10 + (s[j] - '0');
+        if (j - start > 4)
+            return SCAN_ASK_STRTOD;
+        if (j > start) { /* else strtod ends the number before the e */
+            exp = eneg ? -exp : exp;
+            i = j;
+        }
+    }
+    if (i < len)
+        return s[i] && strchr("0123456789.eE+-", s[i]) ? SCAN_NOT_A_NUMBER : SCAN_ASK_STRTOD;
+    if (nint + nfrac == 0)
+        return SCAN_NOT_A_NUMBER;
+    *exact = false;
+    if (first < 0) { /* zero, whatever the exponent */
+        *exact = true;
+        *value = neg ? -0.0 : 0.0;
+        return SCAN_NUMBER;
+    }
+    if (mag + exp < -300 || mag + exp > 300)
+        return SCAN_ASK_STRTOD;
+    int e10 = exp - nfrac;
+    if (!lost && m <= (1ull << 53) && e10 >= -22 && e10 <= 22) {
+        double d = (double)m;
+        d = e10 >= 0 ? d * POW10[e10] : d / POW10[-e10];
+        *exact = true;
+        *value = neg ? -d : d;
+    }
+    return SCAN_NUMBER;
+}
+
+/* strtod over a copy of s (len < FLOAT_TEXT_MAX): true when it takes all of s and gives a
+ * finite number without a range error. */
+static bool strtod_text(const char *s, size_t len, double *out)
+{
+    char buf[FLOAT_TEXT_MAX];
     memcpy(buf, s, len);
     buf[len] = '\0';
     char *end;
     errno = 0;
     double d = strtod(buf, &end);
+    *out = d;
     return *end == '\0' && isfinite(d) && errno != ERANGE;
+}
+
+bool kf_parse_is_float(const char *s, size_t len)
+{
+    if (len == 0 || len >= FLOAT_TEXT_MAX || isspace((unsigned char)s[0]))
+        return false;
+    bool exact;
+    double d;
+    switch (scan_number(s, len, &exact, &d)) {
+    case SCAN_NUMBER:
+        return true;
+    case SCAN_NOT_A_NUMBER:
+        return false;
+    case SCAN_ASK_STRTOD:
+        break;
+    }
+    return strtod_text(s, len, &d);
+}
+
+/* The number a text stands for, as kf_parse_is_float and strtod see it. */
+static bool text_number(const char *s, size_t len, double *out)
+{
+    if (len == 0 || len >= FLOAT_TEXT_MAX || isspace((unsigned char)s[0]))
+        return false;
+    bool exact = false;
+    switch (scan_number(s, len, &exact, out)) {
+    case SCAN_NUMBER:
+        if (exact)
+            return true;
+        break;
+    case SCAN_NOT_A_NUMBER:
+        return false;
+    case SCAN_ASK_STRTOD:
+        break;
+    }
+    return strtod_text(s, len, out);
 }
 
 bool kf_parse_is_bool(const char *s, size_t len)
 {
-    static const char *const words[] = {"true", "false", "t", "f", "yes", "no", "1", "0"};
+    static const struct {
+        const char *word;
+        size_t len;
+    } words[] = {{"true", 4}, {"false", 5}, {"t", 1}, {"f", 1},
+                 {"yes", 3},  {"no", 2},    {"1", 1}, {"0", 1}};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-        if (strlen(words[i]) == len && strncasecmp(s, words[i], len) == 0)
+        if (words[i].len == len && strncasecmp(s, words[i].word, len) == 0)
             return true;
     return false;
 }
@@ -480,27 +726,96 @@ static void cell_text(kf_rules *r, const kf_cell *cell, const kf_column *col, co
     *len = n > 0 ? (size_t)n : 0;
 }
 
-static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
+/* An int as "%" PRId64 writes it, into buf (at least 21 bytes); returns the length. */
+static size_t int_text(int64_t v, char *buf)
 {
-    const unsigned char *s = p;
-    uint64_t h = 0xcbf29ce484222325ull ^ seed;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 0x100000001b3ull;
+    char tmp[20];
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t o = 0;
+    if (v < 0)
+        buf[o++] = '-';
+    while (n)
+        buf[o++] = tmp[--n];
+    return o;
+}
+
+static bool is_decimal(const kf_column *col)
+{
+    return col && col->type == KF_COL_DECIMAL;
+}
+
+static bool is_temporal(const kf_column *col)
+{
+    return col && (col->type == KF_COL_DATE || col->type == KF_COL_TIMESTAMP);
+}
+
+/* The text of a non-null cell as cell_text renders it, without rendering strings and plain
+ * bytes (their text is themselves) and rendering anything else once per record. Borrowed
+ * until the next record. */
+static void text_of(kf_rules *r, const kf_cell *cell, const kf_column *col, const char **out,
+                    size_t *len)
+{
+    if (cell->kind == KF_CELL_STRING || (cell->kind == KF_CELL_BYTES && !is_decimal(col))) {
+        *out = cell->v.s.ptr;
+        *len = cell->v.s.len;
+        return;
     }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
+    if (r->text_seq != r->seq || r->text_cell != cell) {
+        if (cell->kind == KF_CELL_INT && !is_temporal(col)) {
+            r->text_len = int_text(cell->v.i, r->text);
+            r->text_ptr = r->text;
+        } else if (cell->kind == KF_CELL_BOOL) {
+            r->text_ptr = cell->v.b ? "true" : "false";
+            r->text_len = cell->v.b ? 4 : 5;
+        } else {
+            cell_text(r, cell, col, &r->text_ptr, &r->text_len);
+        }
+        r->text_seq = r->seq;
+        r->text_cell = cell;
+    }
+    *out = r->text_ptr;
+    *len = r->text_len;
+}
+
+/* The identity of a value for one row, for the unique windows' value+row counts. */
+static uint64_t pair_hash(uint64_t value_hash, uint64_t row_key)
+{
+    uint64_t h = mix64(value_hash ^ (row_key * 0x9E3779B97F4A7C15ull));
     return h ? h : 1;
 }
 
+/* Characters of UTF-8 text: the bytes that do not continue a sequence (10xxxxxx). */
 static size_t utf8_chars(const char *s, size_t n)
 {
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            c++;
-    return c;
+    size_t cont = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        cont += (size_t)__builtin_popcountll(w & ~(w << 1) & 0x8080808080808080ull);
+    }
+    for (; i < n; i++)
+        if (((unsigned char)s[i] & 0xC0) == 0x80)
+            cont++;
+    return n - cont;
+}
+
+static bool all_ascii(const char *s, size_t n)
+{
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++)
+        acc |= (unsigned char)s[i];
+    return (acc & 0x8080808080808080ull) == 0;
 }
 
 /* A value for a message: at most SHOWN_VALUE_MAX bytes, cut at a character boundary. */
@@ -514,7 +829,29 @@ static int shown(const char *s, size_t n)
     return (int)n;
 }
 
-static bool cell_number(const kf_cell *cell, const char *text, size_t len, double *out)
+/* A decimal's value as strtod reads its text, straight from the unscaled bytes when they fit
+ * 53 bits and the scale is at most 22 (one correctly rounded division). False: render it. */
+static bool decimal_number(const kf_cell *cell, const kf_column *col, double *out)
+{
+    const unsigned char *b = (const unsigned char *)cell->v.s.ptr;
+    size_t len = cell->v.s.len;
+    if (len > 8 || col->scale < 0 || col->scale > 22)
+        return false;
+    uint64_t u = len > 0 && (b[0] & 0x80) ? UINT64_MAX : 0; /* two's complement, big-endian */
+    for (size_t i = 0; i < len; i++)
+        u = (u << 8) | b[i];
+    bool neg = (int64_t)u < 0;
+    uint64_t mag = neg ? 0 - u : u;
+    if (mag > (1ull << 53))
+        return false;
+    double d = (double)mag / POW10[col->scale];
+    *out = neg ? -d : d;
+    return true;
+}
+
+/* The number a range rule compares: ints and doubles as they are, text as strtod reads it
+ * (decimals by their decimal text). False: not a number. */
+static bool cell_number(kf_rules *r, const kf_cell *cell, const kf_column *col, double *out)
 {
     switch (cell->kind) {
     case KF_CELL_INT:
@@ -524,24 +861,25 @@ static bool cell_number(const kf_cell *cell, const char *text, size_t len, doubl
         *out = cell->v.d;
         return true;
     case KF_CELL_STRING:
+        return text_number(cell->v.s.ptr, cell->v.s.len, out);
     case KF_CELL_BYTES: {
-        if (!kf_parse_is_float(text, len))
-            return false;
-        char buf[128];
-        memcpy(buf, text, len);
-        buf[len] = '\0';
-        *out = strtod(buf, NULL);
-        return true;
+        if (is_decimal(col) && decimal_number(cell, col, out))
+            return true;
+        const char *t;
+        size_t n;
+        text_of(r, cell, col, &t, &n);
+        return text_number(t, n, out);
     }
     default:
         return false;
     }
 }
 
-static bool dtype_ok(const kf_rule *rule, const kf_cell *cell, const kf_column *col,
-                     const char *text, size_t len)
+static bool dtype_ok(const kf_rule *rule, const kf_cell *cell, const kf_column *col)
 {
     if (cell->kind == KF_CELL_STRING) {
+        const char *text = cell->v.s.ptr;
+        size_t len = cell->v.s.len;
         switch (rule->dtype) {
         case KF_DTYPE_INT:
             return kf_parse_is_int(text, len);
@@ -560,17 +898,13 @@ static bool dtype_ok(const kf_rule *rule, const kf_cell *cell, const kf_column *
     }
     switch (rule->dtype) {
     case KF_DTYPE_INT:
-        return (cell->kind == KF_CELL_INT &&
-                !(col && (col->type == KF_COL_DATE || col->type == KF_COL_TIMESTAMP))) ||
+        return (cell->kind == KF_CELL_INT && !is_temporal(col)) ||
                (cell->kind == KF_CELL_DOUBLE && cell->v.d == floor(cell->v.d) &&
                 fabs(cell->v.d) < 9.2e18) ||
-               (cell->kind == KF_CELL_BYTES && col && col->type == KF_COL_DECIMAL &&
-                col->scale == 0);
+               (cell->kind == KF_CELL_BYTES && is_decimal(col) && col->scale == 0);
     case KF_DTYPE_FLOAT:
-        return (cell->kind == KF_CELL_INT &&
-                !(col && (col->type == KF_COL_DATE || col->type == KF_COL_TIMESTAMP))) ||
-               cell->kind == KF_CELL_DOUBLE ||
-               (cell->kind == KF_CELL_BYTES && col && col->type == KF_COL_DECIMAL);
+        return (cell->kind == KF_CELL_INT && !is_temporal(col)) || cell->kind == KF_CELL_DOUBLE ||
+               (cell->kind == KF_CELL_BYTES && is_decimal(col));
     case KF_DTYPE_STRING:
         return false;
     case KF_DTYPE_BOOL:
@@ -581,6 +915,32 @@ static bool dtype_ok(const kf_rule *rule, const kf_cell *cell, const kf_column *
         return cell->kind == KF_CELL_INT && col && col->type == KF_COL_TIMESTAMP;
     }
     return false;
+}
+
+static bool allowed(const kf_rule *rule, const rstate *s, const char *t, size_t n)
+{
+    uint64_t h = hash_bytes(t, n, 0);
+    for (size_t slot = (size_t)h & s->set_mask; s->set[slot]; slot = (slot + 1) & s->set_mask) {
+        size_t i = s->set[slot] - 1;
+        if (s->vhash[i] == h && s->vlen[i] == n && memcmp(rule->values[i], t, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Matches t: >= 0 a match, PCRE2_ERROR_NOMATCH, or another error as the interpreter reports
+ * it. The JIT fast path skips the subject checks, so it takes only what needs none: any
+ * subject for a non-UTF pattern, ASCII for a UTF one. */
+static int regex_match(const rstate *s, const char *t, size_t n)
+{
+    int m;
+    if (s->jit && (!s->utf || all_ascii(t, n)))
+        m = pcre2_jit_match(s->re, (PCRE2_SPTR)t, n, 0, 0, s->md, NULL);
+    else
+        m = pcre2_match(s->re, (PCRE2_SPTR)t, n, 0, 0, s->md, NULL);
+    if (m < 0 && m != PCRE2_ERROR_NOMATCH) /* a JIT limit, or a subject error to report */
+        m = pcre2_match(s->re, (PCRE2_SPTR)t, n, 0, PCRE2_NO_JIT, s->md, NULL);
+    return m;
 }
 
 /* Checks one rule; on a violation writes the reason into msg and returns true. */
@@ -598,16 +958,16 @@ static bool violates(kf_rules *r, size_t ri, const kf_row *row, char *msg, size_
     }
     const char *t;
     size_t n;
-    cell_text(r, cell, col, &t, &n);
     switch (rule->kind) {
     case KF_RULE_NOT_NULL:
     case KF_RULE_MIN_ROWS:
     case KF_RULE_MAX_ROWS:
         return false;
     case KF_RULE_UNIQUE: {
+        text_of(r, cell, col, &t, &n);
         bool dup = false;
         uint64_t vh = hash_bytes(t, n, 0);
-        uint64_t ph = row->row_key ? hash_bytes(t, n, row->row_key) : 0;
+        uint64_t ph = row->row_key ? pair_hash(vh, row->row_key) : 0;
         *rc = uwin_add(&r->uniq[ri], vh, ph, row->ts_ms, &dup);
         if (!dup)
             return false;
@@ -622,20 +982,22 @@ static bool violates(kf_rules *r, size_t ri, const kf_row *row, char *msg, size_
         return true;
     }
     case KF_RULE_ALLOWED_VALUES:
-        for (size_t i = 0; i < rule->nvalues; i++)
-            if (strlen(rule->values[i]) == n && memcmp(rule->values[i], t, n) == 0)
-                return false;
+        text_of(r, cell, col, &t, &n);
+        if (allowed(rule, &r->rs[ri], t, n))
+            return false;
         snprintf(msg, cap, "column \"%s\" value \"%.*s\" is not one of the allowed values", cn,
                  shown(t, n), t);
         return true;
     case KF_RULE_DTYPE:
-        if (dtype_ok(rule, cell, col, t, n))
+        if (dtype_ok(rule, cell, col))
             return false;
+        text_of(r, cell, col, &t, &n);
         snprintf(msg, cap, "column \"%s\" value \"%.*s\" is not of type %s", cn, shown(t, n), t,
                  kf_dtype_name(rule->dtype));
         return true;
     case KF_RULE_REGEX: {
-        int m = pcre2_match(rule->re, (PCRE2_SPTR)t, n, 0, 0, rule->match, NULL);
+        text_of(r, cell, col, &t, &n);
+        int m = regex_match(&r->rs[ri], t, n);
         if (m >= 0)
             return false;
         if (m == PCRE2_ERROR_NOMATCH)
@@ -648,16 +1010,19 @@ static bool violates(kf_rules *r, size_t ri, const kf_row *row, char *msg, size_
     }
     case KF_RULE_RANGE: {
         double d;
-        if (!cell_number(cell, t, n, &d)) {
+        if (!cell_number(r, cell, col, &d)) {
+            text_of(r, cell, col, &t, &n);
             snprintf(msg, cap, "column \"%s\" value \"%.*s\" is not a number", cn, shown(t, n), t);
             return true;
         }
         if (rule->has_min && d < rule->min) {
+            text_of(r, cell, col, &t, &n);
             snprintf(msg, cap, "column \"%s\" value %.*s is below the minimum %g", cn, shown(t, n),
                      t, rule->min);
             return true;
         }
         if (rule->has_max && d > rule->max) {
+            text_of(r, cell, col, &t, &n);
             snprintf(msg, cap, "column \"%s\" value %.*s is above the maximum %g", cn, shown(t, n),
                      t, rule->max);
             return true;
@@ -665,8 +1030,18 @@ static bool violates(kf_rules *r, size_t ri, const kf_row *row, char *msg, size_
         return false;
     }
     case KF_RULE_LENGTH: {
-        bool raw = cell->kind == KF_CELL_BYTES && !(col && col->type == KF_COL_DECIMAL);
-        size_t len = raw ? n : utf8_chars(t, n);
+        size_t len;
+        if (cell->kind == KF_CELL_STRING) {
+            /* characters <= bytes: count them only when the bytes do not settle it */
+            len = cell->v.s.len;
+            if ((rule->has_max && (double)len > rule->max) || (rule->has_min && rule->min > 0))
+                len = utf8_chars(cell->v.s.ptr, len);
+        } else if (cell->kind == KF_CELL_BYTES && !is_decimal(col)) {
+            len = cell->v.s.len;
+        } else {
+            text_of(r, cell, col, &t, &n);
+            len = utf8_chars(t, n);
+        }
         if (rule->has_min && (double)len < rule->min) {
             snprintf(msg, cap, "column \"%s\" length %zu is below the minimum %g", cn, len,
                      rule->min);
@@ -724,9 +1099,19 @@ static void count_row(kf_rules *r, int64_t ts)
     }
 }
 
+/* An empty verdict; the message is written only with a failure. */
+static void verdict_clear(kf_verdict *v)
+{
+    v->failed = NULL;
+    v->message[0] = '\0';
+    v->nquarantine = 0;
+    v->nwarn = 0;
+}
+
 int kf_rules_check(kf_rules *r, const kf_row *row, kf_verdict *v)
 {
-    memset(v, 0, sizeof(*v));
+    verdict_clear(v);
+    r->seq++;
     int rc = KF_OK;
     char msg[sizeof(v->message)];
     for (size_t i = 0; i < r->c->nrules; i++) {
@@ -744,7 +1129,7 @@ int kf_rules_check(kf_rules *r, const kf_row *row, kf_verdict *v)
         if (rule->severity == KF_SEVERITY_QUARANTINE) {
             if (!v->failed) {
                 v->failed = rule;
-                memcpy(v->message, msg, sizeof(msg));
+                snprintf(v->message, sizeof(v->message), "%s", msg);
             }
             v->nquarantine++;
         } else {
@@ -754,7 +1139,12 @@ int kf_rules_check(kf_rules *r, const kf_row *row, kf_verdict *v)
             r->on_violation(r->on_violation_ctx, rule, msg);
     }
     r->pending_checked++;
-    count_row(r, row->ts_ms);
+    if (!r->seen_ts || row->ts_ms > r->max_ts) {
+        r->max_ts = row->ts_ms;
+        r->seen_ts = true;
+    }
+    if (r->has_dataset)
+        count_row(r, row->ts_ms);
     return KF_OK;
 }
 
@@ -786,7 +1176,7 @@ static const int *bind(kf_rules *r, const kf_table *t)
 int kf_rules_check_event(kf_rules *r, const kf_event *ev, const void *key, size_t key_len,
                          int64_t ts_ms, kf_verdict *v)
 {
-    memset(v, 0, sizeof(*v));
+    verdict_clear(v);
     if (ev->op == KF_OP_DELETE || ev->op == KF_OP_TOMBSTONE || ev->op == KF_OP_TRUNCATE ||
         !ev->after || !ev->table)
         return KF_OK;
@@ -885,4 +1275,35 @@ uint64_t kf_rules_checked(const kf_rules *r)
 uint64_t kf_rules_violations(const kf_rules *r, size_t i)
 {
     return i < r->c->nrules ? r->committed[i] : 0;
+}
+
+void kf_rules_tick(kf_rules *r, int64_t now_ms, kf_breach_fn fn, void *ctx)
+{
+    uint64_t rows = r->checked + r->pending_checked;
+    if (!r->tick_armed || rows != r->tick_rows) {
+        r->tick_armed = true;
+        r->tick_rows = rows;
+        r->tick_ts = r->max_ts;
+        r->tick_clock = now_ms;
+        return;
+    }
+    if (!r->seen_ts)
+        return;
+    /* quiet since the last change: record time moves on with the clock */
+    int64_t stream = r->tick_ts + (now_ms - r->tick_clock);
+    for (size_t i = 0; i < r->c->nrules; i++) {
+        const kf_rule *rule = &r->c->rules[i];
+        dwin *w = &r->dsets[i];
+        if ((rule->kind != KF_RULE_MIN_ROWS && rule->kind != KF_RULE_MAX_ROWS) ||
+            !rule->window_ms || !w->open || stream < w->start + rule->window_ms)
+            continue;
+        int64_t end = w->start + rule->window_ms;
+        int64_t current = floor_div(stream, rule->window_ms) * rule->window_ms;
+        if (fn && breached(rule, w->count))
+            fn(ctx, rule, w->count, w->start, end);
+        if (fn && current > end && breached(rule, 0))
+            fn(ctx, rule, 0, end, current);
+        w->start = current;
+        w->count = 0;
+    }
 }

@@ -71,6 +71,16 @@ void kf_rules_commit(kf_rules *r, kf_breach_fn fn, void *ctx);
  * window cannot prove a min_rows breach). Call before the last commit. */
 void kf_rules_close_windows(kf_rules *r);
 
+/* Closes the time windows of the dataset rules that a quiet stream left open. Windows close
+ * on record time: a record of a later window ends the open one. When no record was counted
+ * since the previous tick, record time is taken to move on with the clock (now_ms, a
+ * monotonic clock in ms) from the newest record time seen; every open window whose end that
+ * passes is evaluated (min_rows and max_rows) and its breach reported to fn (may be NULL) at
+ * once, as are the empty windows up to the current one, which stays open with no rows. Call
+ * it between batches (not between kf_rules_begin and commit or rollback), regularly, also
+ * when no record arrives. */
+void kf_rules_tick(kf_rules *r, int64_t now_ms, kf_breach_fn fn, void *ctx);
+
 /* Committed counters: records checked, and violations of rule i (contract order). */
 uint64_t kf_rules_checked(const kf_rules *r);
 uint64_t kf_rules_violations(const kf_rules *r, size_t i);
