@@ -21,8 +21,9 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A consumer with the run's settings, read_committed and without commits. */
-static rd_kafka_t *consumer_new(const pl_kafka *k, const char *group, kf_error *err)
+/* A consumer with the run's settings and the isolation level, without commits. */
+static rd_kafka_t *consumer_new_isolated(const pl_kafka *k, const char *group,
+                                         const char *isolation, kf_error *err)
 {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -38,7 +39,7 @@ static rd_kafka_t *consumer_new(const pl_kafka *k, const char *group, kf_error *
                               {"enable.auto.commit", "false"},
                               {"enable.auto.offset.store", "false"},
                               {"enable.partition.eof", "true"},
-                              {"isolation.level", "read_committed"},
+                              {"isolation.level", isolation},
                               {"log_level", "3"}};
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
         if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errstr, sizeof(errstr)) !=
@@ -54,6 +55,12 @@ static rd_kafka_t *consumer_new(const pl_kafka *k, const char *group, kf_error *
     }
     rd_kafka_poll_set_consumer(rk);
     return rk;
+}
+
+/* A read_committed consumer with the run's settings, without commits. */
+static rd_kafka_t *consumer_new(const pl_kafka *k, const char *group, kf_error *err)
+{
+    return consumer_new_isolated(k, group, "read_committed", err);
 }
 
 /* Partition count of topic, 0 when it does not exist, negative on error. */
@@ -385,4 +392,109 @@ int pl_dlq_read(pl_run *run, const pl_kafka *k, kf_registry *reg, json_t **skip,
     kf_event_reader_destroy(reader);
     kf_serde_destroy(serde);
     return rc;
+}
+
+/* ---- stage sampler ---- */
+
+struct pl_stage_sampler {
+    rd_kafka_t *rk;                         /* read_committed, group.id = the validate group */
+    rd_kafka_topic_partition_list_t *parts; /* every partition of the input topics */
+    int64_t *produced, *validated;          /* last value written per partition (-1: none) */
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+pl_stage_sampler *pl_stage_sampler_new(const pl_kafka *k, const char *vgroup, char *const *in,
+                                       size_t nin, kf_error *err)
+{
+    pl_stage_sampler *s = calloc(1, sizeof(*s));
+    if (!s) {
+        kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate the stage sampler");
+        return NULL;
+    }
+    /* read_uncommitted: a read_committed client asks for stable offsets, which the broker
+     * refuses while a transaction of the group is open (librdkafka then retries after a
+     * backoff), so samples would come late exactly when validate is busy. The offsets it
+     * returns are those of committed transactions either way, and the input topics are not
+     * transactional, so their end offsets are the same. */
+    if (!(s->rk = consumer_new_isolated(k, vgroup, "read_uncommitted", err)) ||
+        !(s->parts = all_parts(s->rk, in, nin, err)))
+        goto out_destroy;
+    if (s->parts->cnt == 0) {
+        kf_error_set(err, KF_ERR_NOT_FOUND, false, "the input topics do not exist");
+        goto out_destroy;
+    }
+    s->produced = malloc((size_t)s->parts->cnt * sizeof(*s->produced));
+    s->validated = malloc((size_t)s->parts->cnt * sizeof(*s->validated));
+    if (!s->produced || !s->validated) {
+        kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate the stage sampler");
+        goto out_destroy;
+    }
+    for (int i = 0; i < s->parts->cnt; i++)
+        s->produced[i] = s->validated[i] = -1;
+    return s;
+
+out_destroy:
+    pl_stage_sampler_destroy(s);
+    return NULL;
+}
+
+void pl_stage_sampler_destroy(pl_stage_sampler *s)
+{
+    if (!s)
+        return;
+    if (s->parts)
+        rd_kafka_topic_partition_list_destroy(s->parts);
+    if (s->rk)
+        rd_kafka_destroy(s->rk);
+    free(s->produced);
+    free(s->validated);
+    free(s);
+}
+
+/* Writes the partitions of l whose offset moved past last[], stamped with the time now. */
+static void write_moved(const rd_kafka_topic_partition_list_t *l, int64_t *last, int64_t now,
+                        FILE *out)
+{
+    for (int i = 0; i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &l->elems[i];
+        if (tp->err || tp->offset < 0 || tp->offset == last[i])
+            continue;
+        last[i] = tp->offset;
+        fprintf(out, "%" PRId64 " %s %d %" PRId64 "\n", now, tp->topic, (int)tp->partition,
+                tp->offset);
+    }
+}
+
+int pl_stage_sampler_sample(pl_stage_sampler *s, FILE *produced, FILE *validated, kf_error *err)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_copy(s->parts);
+    if (!l)
+        return kf_error_set(err, KF_ERR_NOMEM, false, "could not copy the partition list");
+    for (int i = 0; i < l->cnt; i++)
+        l->elems[i].offset = RD_KAFKA_OFFSET_END; /* ListOffsets "latest": the end offsets */
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(s->rk, l, META_TIMEOUT_MS);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        write_moved(l, s->produced, wall_ms(), produced);
+    for (int i = 0; i < l->cnt; i++) {
+        l->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        l->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    rd_kafka_resp_err_t c = rd_kafka_committed(s->rk, l, META_TIMEOUT_MS);
+    if (c == RD_KAFKA_RESP_ERR_NO_ERROR)
+        write_moved(l, s->validated, wall_ms(), validated);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return kf_error_set(err, KF_ERR_KAFKA, true, "could not read the end offsets: %s",
+                            rd_kafka_err2str(e));
+    if (c)
+        return kf_error_set(err, KF_ERR_KAFKA, true,
+                            "could not read the committed offsets of the validate group: %s",
+                            rd_kafka_err2str(c));
+    return KF_OK;
 }

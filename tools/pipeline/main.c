@@ -23,7 +23,10 @@ typedef struct report_cfg {
     char *vgroup;
     char *sgroup;
     char *samples;
+    char *produced;
+    char *validated;
     int64_t interval_ms;
+    int64_t warmup_ms;
     char *json;
     char *series;
 } report_cfg;
@@ -98,6 +101,26 @@ static const kf_config_key REPORT_KEYS[] = {
      .max = 10000,
      .flag = "sample-interval",
      .description = "The interval the samples were taken at (stated with the latency)."},
+    {.name = "pipeline.produced.samples",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(report_cfg, produced),
+     .flag = "produced-samples",
+     .description = "The input topics' end offsets sampled by kfleet-pipeline watch; with "
+                    "--validated-samples gives the latency per stage."},
+    {.name = "pipeline.validated.samples",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(report_cfg, validated),
+     .flag = "validated-samples",
+     .description = "The validate group's committed offsets sampled by kfleet-pipeline watch."},
+    {.name = "pipeline.warmup",
+     .type = KF_CONFIG_DURATION_MS,
+     .offset = offsetof(report_cfg, warmup_ms),
+     .default_value = "0",
+     .min = 0,
+     .max = 3600000,
+     .flag = "warmup",
+     .description = "Events of the run's first span this long are left out of the latency "
+                    "percentiles (which are also given over every event)."},
     {.name = "pipeline.json",
      .type = KF_CONFIG_STRING,
      .offset = offsetof(report_cfg, json),
@@ -169,6 +192,10 @@ typedef struct watch_cfg {
     char *sgroup;
     int64_t interval_ms;
     char *out;
+    kf_strlist tables;
+    char *vgroup;
+    char *produced_out;
+    char *validated_out;
 } watch_cfg;
 
 static const kf_config_key WATCH_KEYS[] = {
@@ -194,13 +221,37 @@ static const kf_config_key WATCH_KEYS[] = {
      .flag = "out",
      .flags = KF_CONFIG_REQUIRED,
      .description = "File the samples are appended to."},
+    {.name = "pipeline.tables",
+     .type = KF_CONFIG_LIST,
+     .offset = offsetof(watch_cfg, tables),
+     .flag = "table",
+     .description = "Tables of the run as db.table (repeatable): with them, the input topics' "
+                    "end offsets and the validate group's committed offsets are sampled too "
+                    "(needs --validate-group, --produced-out and --validated-out)."},
+    {.name = "pipeline.validate.group",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(watch_cfg, vgroup),
+     .flag = "validate-group",
+     .description = "Consumer group of the validate workers."},
+    {.name = "pipeline.produced.samples",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(watch_cfg, produced_out),
+     .flag = "produced-out",
+     .description = "File the input topics' end offsets are appended to."},
+    {.name = "pipeline.validated.samples",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(watch_cfg, validated_out),
+     .flag = "validated-out",
+     .description = "File the validate group's committed offsets are appended to."},
     {0},
 };
 
 static const kf_config_spec WATCH_SPEC = {
     .program = PL_PROGRAM " watch",
     .summary = "Samples the sink's kfleet_meta.sync_markers until SIGTERM/SIGINT, writing a line "
-               "\"ms topic partition next_offset\" whenever a marker moved.",
+               "\"ms topic partition next_offset\" whenever a marker moved; with --table, also "
+               "the input topics' end offsets and the validate group's commits (per-stage "
+               "latency).",
     .keys = WATCH_KEYS,
 };
 
@@ -349,12 +400,37 @@ static int run_watch_cmd(int argc, char **argv)
     if (p != 1)
         return p;
     kf_app app;
+    kf_app_kv kv = {0};
     kf_error err;
-    int rc = kf_app_start(&app, PL_PROGRAM, cfg, &c.app, 0, &err);
-    FILE *out = NULL;
+    pl_watch_out w = {0};
     PGconn *conn = NULL;
-    if (rc == KF_OK && !(out = fopen(c.out, "a")))
+    size_t n = 0;
+    char **names = NULL, **in = NULL;
+    int rc = kf_app_start(&app, PL_PROGRAM, cfg, &c.app, 0, &err);
+    bool stages = c.tables.count > 0;
+    if (rc == KF_OK && stages && (!c.vgroup || !c.produced_out || !c.validated_out))
+        rc = kf_error_set(&err, KF_ERR_CONFIG, false,
+                          "--table needs --validate-group, --produced-out and --validated-out");
+    if (rc == KF_OK && !(w.markers = fopen(c.out, "a")))
         rc = kf_error_set(&err, KF_ERR_IO, false, "could not open \"%s\"", c.out);
+    if (rc == KF_OK && stages) {
+        if (!(w.produced = fopen(c.produced_out, "a")))
+            rc = kf_error_set(&err, KF_ERR_IO, false, "could not open \"%s\"", c.produced_out);
+        else if (!(w.validated = fopen(c.validated_out, "a")))
+            rc = kf_error_set(&err, KF_ERR_IO, false, "could not open \"%s\"", c.validated_out);
+        else if ((rc = kf_app_kafka_kv(cfg, NULL, 0, &kv, &err)) == KF_OK) {
+            names = run_topics(c.app.topic_prefix, &c.tables, false, &n);
+            in = calloc(c.tables.count + 1, sizeof(*in));
+            if (!names || !in)
+                rc = kf_error_set(&err, KF_ERR_CONFIG, false, "could not name the topics");
+            for (size_t i = 0; rc == KF_OK && i < c.tables.count; i++)
+                in[i] = names[2 * i];
+            pl_kafka k = {.kv = kv.kv, .npairs = kv.npairs};
+            if (rc == KF_OK &&
+                !(w.stages = pl_stage_sampler_new(&k, c.vgroup, in, c.tables.count, &err)))
+                rc = err.code;
+        }
+    }
     if (rc == KF_OK) {
         conn = PQconnectdb(c.pg_dsn);
         if (PQstatus(conn) != CONNECTION_OK)
@@ -362,13 +438,21 @@ static int run_watch_cmd(int argc, char **argv)
                               PQerrorMessage(conn));
     }
     if (rc == KF_OK)
-        rc = pl_watch(conn, c.sgroup, (int)c.interval_ms, out, &err);
+        rc = pl_watch(conn, c.sgroup, (int)c.interval_ms, &w, &err);
     if (rc < 0)
         fprintf(stderr, "%s watch: %s\n", PL_PROGRAM, err.message);
     if (conn)
         PQfinish(conn);
-    if (out)
-        fclose(out);
+    pl_stage_sampler_destroy(w.stages);
+    if (w.validated)
+        fclose(w.validated);
+    if (w.produced)
+        fclose(w.produced);
+    if (w.markers)
+        fclose(w.markers);
+    free(in);
+    names_free(names, n);
+    kf_app_kv_free(&kv);
     kf_app_stop(&app);
     kf_config_destroy(cfg);
     return kf_app_exit_code(rc);
@@ -436,6 +520,9 @@ static int run_report_cmd(int argc, char **argv)
     kf_app_kv kv = {0};
     kf_error err;
     int rc = kf_app_start(&app, PL_PROGRAM, cfg, &c.app, KF_APP_NEED_REGISTRY, &err);
+    if (rc == KF_OK && !c.produced != !c.validated)
+        rc = kf_error_set(&err, KF_ERR_CONFIG, false,
+                          "--produced-samples and --validated-samples go together");
     if (rc == KF_OK)
         rc = kf_app_kafka_kv(cfg, NULL, 0, &kv, &err);
     if (rc == KF_OK) {
@@ -450,7 +537,10 @@ static int run_report_cmd(int argc, char **argv)
                             .validate_group = c.vgroup,
                             .sink_group = c.sgroup,
                             .samples = c.samples,
+                            .produced_samples = c.produced,
+                            .validated_samples = c.validated,
                             .sample_interval_ms = (int)c.interval_ms,
+                            .warmup_ms = c.warmup_ms,
                             .json_out = c.json,
                             .series_out = c.series,
                             .kafka = {.kv = kv.kv, .npairs = kv.npairs},

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kfleet/log.h"
 #include "kfleet/signals.h"
 #include "pipeline.h"
 
@@ -197,13 +198,15 @@ void pl_pg_compare(PGconn *conn, const char *schema, pl_run *run)
     }
 }
 
-int pl_watch(PGconn *conn, const char *group, int interval_ms, FILE *out, kf_error *err)
+int pl_watch(PGconn *conn, const char *group, int interval_ms, const pl_watch_out *out,
+             kf_error *err)
 {
     json_t *last = json_object();
     if (!last)
         return kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate the marker map");
     const char *params[1] = {group};
     int rc = KF_OK;
+    char failed[sizeof(err->message)] = ""; /* the last failure logged, not repeated */
     while (!kf_signals_stop_requested()) {
         PGresult *res = PQexecParams(conn,
                                      "SELECT topic, partition, next_offset FROM "
@@ -219,18 +222,33 @@ int pl_watch(PGconn *conn, const char *group, int interval_ms, FILE *out, kf_err
                 if (prev && json_integer_value(prev) == next)
                     continue;
                 json_object_set_new(last, id, json_integer(next));
-                fprintf(out, "%" PRId64 " %s %s %" JSON_INTEGER_FORMAT "\n", now,
+                fprintf(out->markers, "%" PRId64 " %s %s %" JSON_INTEGER_FORMAT "\n", now,
                         PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), next);
             }
-            fflush(out);
+            fflush(out->markers);
         } else if (PQstatus(conn) != CONNECTION_OK) {
             PQreset(conn); /* the table may not exist yet; a lost connection is retried */
         }
         PQclear(res);
+        if (out->stages) {
+            kf_error serr;
+            if (pl_stage_sampler_sample(out->stages, out->produced, out->validated, &serr) < 0) {
+                if (strcmp(failed, serr.message) != 0)
+                    kf_log(KF_LOG_WARN, "could not sample the stages", "error", serr.message,
+                           (char *)NULL);
+                snprintf(failed, sizeof(failed), "%s", serr.message);
+            } else {
+                failed[0] = '\0';
+            }
+            fflush(out->produced);
+            fflush(out->validated);
+        }
         usleep((useconds_t)interval_ms * 1000);
     }
     json_decref(last);
-    return ferror(out) ? kf_error_set(err, KF_ERR_IO, false, "could not write the samples") : rc;
+    bool bad =
+        ferror(out->markers) || (out->stages && (ferror(out->produced) || ferror(out->validated)));
+    return bad ? kf_error_set(err, KF_ERR_IO, false, "could not write the samples") : rc;
 }
 
 int pl_drain(const pl_kafka *k, PGconn *conn, const char *vgroup, char *const *in, size_t nin,
@@ -252,7 +270,7 @@ int pl_drain(const pl_kafka *k, PGconn *conn, const char *vgroup, char *const *i
     }
     if (kf_signals_stop_requested())
         return kf_error_set(err, KF_ERR_STATE, false, "interrupted while waiting for the drain");
-    char vs[300], ss[300];
+    char vs[sizeof(v.error) + 16], ss[sizeof(s.error) + 16];
     if (v.known)
         snprintf(vs, sizeof(vs), "%" PRId64 " records", v.records);
     else

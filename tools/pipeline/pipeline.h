@@ -86,20 +86,37 @@ typedef struct pl_table {
 /* Lag of one consumer group over some topics. */
 typedef struct pl_lag {
     bool known;
-    char error[256];
+    char error[sizeof(((kf_error *)0)->message)]; /* holds any kf_error message whole */
     int64_t offsets; /* end offsets minus committed offsets, summed over partitions */
     int64_t records; /* committed-visible records after the committed offsets */
 } pl_lag;
 
+/* Latency from the events' Kafka timestamps to one stage boundary, after the warm-up. */
+typedef struct pl_stage_latency {
+    bool known;
+    char error[sizeof(((kf_error *)0)->message)];
+    uint64_t events;
+    double p50_ms, p99_ms;
+} pl_stage_latency;
+
 /* Latency of events from their Kafka timestamp to the sink's commit. */
 typedef struct pl_latency {
     bool known;
-    char error[256];
-    uint64_t events;
-    double p50_ms, p99_ms, max_ms;
+    char error[sizeof(((kf_error *)0)->message)]; /* holds any kf_error message whole */
+    uint64_t events;                              /* committed events sampled */
+    uint64_t events_steady;                       /* of which after the warm-up */
+    int64_t warmup_ms;     /* events in the first warmup_ms of the run are left out of p50/p99 */
+    double p50_ms, p99_ms; /* after the warm-up */
+    double all_p50_ms, all_p99_ms, max_ms; /* every event */
     int64_t first_ts_ms, last_commit_ms;
     double events_per_s;
-    json_t *series; /* [{t, events, p50_ms, p99_ms}] per second of commit time */
+    json_t *series;             /* [{t, events, p50_ms, p99_ms}] per second of commit time */
+    pl_stage_latency produced;  /* to the input topic's end offset (appended) */
+    pl_stage_latency validated; /* to validate's commit of the input offset */
+    /* to the sink's commit, events from the warm-up after the simulator's last schema change
+     * on: the simulator's schema evolution comes in a burst at the start of a run */
+    pl_stage_latency settled;
+    int64_t settled_from_ms; /* since the first event */
 } pl_latency;
 
 typedef struct pl_run {
@@ -109,7 +126,8 @@ typedef struct pl_run {
     json_t *expect; /* the parsed expected-state document */
     uint64_t sim_events;
     int64_t sim_output_ms;
-    uint64_t changes_seen; /* change lines of the stream */
+    int64_t last_schema_change_ms; /* wall clock of the simulator's last schema change (0: none) */
+    uint64_t changes_seen;         /* change lines of the stream */
     uint64_t quarantined_skipped;
 } pl_run;
 
@@ -168,6 +186,24 @@ void pl_group_lag(const pl_kafka *k, const char *group, char *const *topics, siz
 void pl_marker_lag(const pl_kafka *k, PGconn *conn, const char *group, char *const *topics,
                    size_t ntopics, pl_lag *out);
 
+/* Samples the first two stages of a run: the end offsets of the input topics (when the
+ * simulator's records were appended) and the offsets the validate group committed (when
+ * validate's transaction over them committed). */
+typedef struct pl_stage_sampler pl_stage_sampler;
+
+/* A sampler of the partitions of the input topics `in` (which must exist) and the validate
+ * group vgroup; the settings of k are copied. NULL with err filled on failure. */
+pl_stage_sampler *pl_stage_sampler_new(const pl_kafka *k, const char *vgroup, char *const *in,
+                                       size_t nin, kf_error *err);
+
+/* Appends "t_ms topic partition offset" to `produced` for every end offset that moved since the
+ * previous call, and the same to `validated` for every committed offset of the validate group,
+ * t_ms being the wall-clock time after the answer came. KF_ERR_KAFKA (retriable) when one of
+ * the two reads failed; the other's lines are written. */
+int pl_stage_sampler_sample(pl_stage_sampler *s, FILE *produced, FILE *validated, kf_error *err);
+
+void pl_stage_sampler_destroy(pl_stage_sampler *s);
+
 /* Creates the topics (exists is fine). */
 int pl_topics_create(const pl_kafka *k, char *const *names, size_t n, int partitions,
                      kf_error *err);
@@ -181,9 +217,17 @@ int pl_dlq_read(pl_run *run, const pl_kafka *k, kf_registry *reg, json_t **skip,
 /* Compares each table of the run in schema with its `want` rows (and the expected state). */
 void pl_pg_compare(PGconn *conn, const char *schema, pl_run *run);
 
-/* Appends "t_ms topic partition next_offset" lines to out whenever the sink group's markers
- * move, polling every interval_ms until a stop signal. */
-int pl_watch(PGconn *conn, const char *group, int interval_ms, FILE *out, kf_error *err);
+/* Where pl_watch writes; stages, produced and validated are NULL or all set (borrowed). */
+typedef struct pl_watch_out {
+    FILE *markers; /* "t_ms topic partition next_offset" whenever a sink marker moved */
+    pl_stage_sampler *stages;
+    FILE *produced, *validated; /* see pl_stage_sampler_sample */
+} pl_watch_out;
+
+/* Samples the sink group's markers (and the stages, when given) every interval_ms until a stop
+ * signal. A failed sample is logged and the next one tried. */
+int pl_watch(PGconn *conn, const char *group, int interval_ms, const pl_watch_out *out,
+             kf_error *err);
 
 /* Waits until the validate group has committed the end of the input topics and the sink has
  * stored the end of the valid topics in sync_markers, or timeout_ms passed (KF_ERR_TIMEOUT). */
@@ -193,8 +237,19 @@ int pl_drain(const pl_kafka *k, PGconn *conn, const char *vgroup, char *const *i
 
 /* ---- latency (latency.c) ---- */
 
-/* Joins the valid topics' record timestamps with the marker samples of `samples`. */
-void pl_latency_compute(const pl_kafka *k, char *const *valid, size_t nvalid, const char *samples,
-                        pl_latency *out);
+typedef struct pl_latency_opts {
+    const pl_kafka *kafka;
+    char *const *valid; /* the valid topics, joined with the sink's marker samples */
+    size_t nvalid;
+    const char *samples;
+    char *const *in; /* the input topics, joined with the stage samples (NULL: none) */
+    size_t nin;
+    const char *produced, *validated;
+    int64_t warmup_ms;
+    int64_t last_schema_change_ms; /* wall clock; 0: no schema change */
+} pl_latency_opts;
+
+/* Joins the record timestamps with the samples (everything borrowed); out->series is new. */
+void pl_latency_compute(const pl_latency_opts *o, pl_latency *out);
 
 #endif

@@ -29,7 +29,12 @@ usage: tools/pipeline/pipeline.sh [options]
   --time                run each worker under /usr/bin/time -v (peak RSS in <run-dir>/*.time)
   --sink-batch N        the sink's rows per table and transaction (default: the sink's)
   --sink-flush DUR      the sink's flush interval (default 100ms)
+  --validate-set K=V    a setting for every kfleet-validate (repeatable), e.g.
+                        kafka.linger.ms=1 or validate.batch.size=500
+  --sink-set K=V        a setting for every kfleet-sink-pg (repeatable)
   --drain-timeout DUR   how long the stages may take to catch up (default 180s)
+  --warmup DUR          leave the events of the run's first DUR out of the latency percentiles
+                        (they are also reported over every event; default 0)
 
 Every run uses its own topic prefix and Postgres schema (run_<time>_<n>), so runs never mix.
 Ctrl-C stops every process with SIGTERM, waits for them, and reports what got through.
@@ -51,7 +56,10 @@ SERIES=
 TIMED=false
 SINK_BATCH=
 SINK_FLUSH=100ms
+VALIDATE_SETS=()
+SINK_SETS=()
 DRAIN_TIMEOUT=180s
+WARMUP=0
 
 while (($# > 0)); do
     case $1 in
@@ -71,7 +79,10 @@ while (($# > 0)); do
     --time) TIMED=true ;;
     --sink-batch) SINK_BATCH=$2 && shift ;;
     --sink-flush) SINK_FLUSH=$2 && shift ;;
+    --validate-set) VALIDATE_SETS+=(--set "$2") && shift ;;
+    --sink-set) SINK_SETS+=(--set "$2") && shift ;;
     --drain-timeout) DRAIN_TIMEOUT=$2 && shift ;;
+    --warmup) WARMUP=$2 && shift ;;
     *) usage >&2 && exit 2 ;;
     esac
     shift
@@ -169,7 +180,7 @@ trap on_interrupt INT TERM
 start_validate() {
     local i=$1
     spawn "validate-$i" "$VALIDATE" "${COMMON[@]}" "${CONTRACT_ARGS[@]}" --group "$VGROUP" \
-        --transactional-id "$VGROUP-$i" --no-actions "${GROUP_ARGS[@]}"
+        --transactional-id "$VGROUP-$i" --no-actions "${GROUP_ARGS[@]}" "${VALIDATE_SETS[@]}"
 }
 
 start_sink() {
@@ -178,7 +189,7 @@ start_sink() {
         --set "kafka.group.id=$SGROUP" "${GROUP_ARGS[@]}")
     [[ -n $SINK_BATCH ]] && args+=(--batch-size "$SINK_BATCH")
     for t in "${TABLES[@]}"; do args+=(--topic "$RUN_ID.valid.$t"); done
-    spawn "sink-$i" "$SINK" "${COMMON[@]}" "${args[@]}"
+    spawn "sink-$i" "$SINK" "${COMMON[@]}" "${args[@]}" "${SINK_SETS[@]}"
 }
 
 START=$(kf_now)
@@ -199,11 +210,34 @@ for t in "${TABLES[@]}"; do TABLE_ARGS+=(--table "$t"); done
     --target-schema "$RUN_ID" 2>>"$RUN_DIR/pipeline.log" ||
     kf_die "could not create the topics and the Postgres schema (see $RUN_DIR/pipeline.log)"
 
-# The sampler of the sink's commit markers (latency), then the workers, then the producer.
-spawn watch "$PIPE" watch --pg-dsn "$KFLEET_PG_DSN" --sink-group "$SGROUP" --interval 20ms \
-    --out "$RUN_DIR/markers.txt" --log-format json
+# The sampler of the stages (input end offsets, validate's commits, the sink's commit markers:
+# latency per stage), then the workers, then the producer.
+spawn watch "$PIPE" watch "${COMMON[@]}" "${TABLE_ARGS[@]}" --pg-dsn "$KFLEET_PG_DSN" \
+    --sink-group "$SGROUP" --validate-group "$VGROUP" --interval 20ms --out "$RUN_DIR/markers.txt" \
+    --produced-out "$RUN_DIR/produced.txt" --validated-out "$RUN_DIR/validated.txt"
 for ((i = 1; i <= REPLICAS; i++)); do start_validate "$i"; done
 for ((i = 1; i <= REPLICAS; i++)); do start_sink "$i"; done
+
+# Every worker joins its group before the first event, so that the latency of the first
+# events is not the time of a group join.
+assigned_all() {
+    local name
+    for name in "${!PIDS[@]}"; do
+        [[ $name == watch ]] && continue
+        grep -q '"msg":"partitions assigned"' "$RUN_DIR/$name.log" 2>/dev/null || return 1
+    done
+}
+waited=0
+while ! assigned_all && ((waited < 300)) && ! $INTERRUPTED; do
+    for name in "${!PIDS[@]}"; do
+        kill -0 "${PIDS[$name]}" 2>/dev/null && continue
+        stop TERM "${!PIDS[@]}"
+        kf_die "$name exited before it was assigned partitions (see $RUN_DIR/$name.log)"
+    done
+    sleep 0.1
+    waited=$((waited + 1))
+done
+((waited < 300)) || kf_warn "not every worker was assigned partitions within 30 s: starting anyway"
 
 SIM_ARGS=(--to kafka --seed "$SEED" --events "$EVENTS" --spec "$SPEC" --expect "$RUN_DIR/expect.json"
     --state-dir "$RUN_DIR" --history "$RUN_DIR/history.jsonl")
@@ -226,32 +260,76 @@ if $CHAOS; then
     fi
 fi
 
+# The name of a worker (or the sampler) that is no longer running, if any.
+exited_worker() {
+    local name
+    for name in "${!PIDS[@]}"; do
+        [[ $name == sim ]] && continue
+        if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
+            echo "$name"
+            return
+        fi
+    done
+}
+
+# Reaps the worker that exited and says so.
+report_exited() {
+    local name=$1 status=0
+    wait "${PIDS[$name]}" 2>/dev/null || status=$?
+    unset "PIDS[$name]"
+    kf_warn "$name exited with status $status (see $RUN_DIR/$name.log)"
+}
+
 SIM_RC=0
+DEAD= # a worker that exited on its own: the run stops there
 if [[ -n ${PIDS[sim]:-} ]]; then
+    while kill -0 "${PIDS[sim]}" 2>/dev/null && ! $INTERRUPTED; do
+        DEAD=$(exited_worker)
+        [[ -n $DEAD ]] && break
+        sleep 0.2
+    done
+    if [[ -n $DEAD ]]; then
+        report_exited "$DEAD"
+        kf_warn "stopping the simulator: the stages cannot catch up"
+        kill -TERM "${PIDS[sim]}" 2>/dev/null || true
+    fi
     wait "${PIDS[sim]}" || SIM_RC=$?
     unset "PIDS[sim]"
 fi
-if ! $INTERRUPTED && ((SIM_RC != 0)); then
+if ! $INTERRUPTED && [[ -z $DEAD ]] && ((SIM_RC != 0)); then
     stop TERM "${!PIDS[@]}"
     kf_die "kfleet-sim failed with status $SIM_RC (see $RUN_DIR/sim.log)"
 fi
 
 DRAINED=false
-if ! $INTERRUPTED; then
+if ! $INTERRUPTED && [[ -z $DEAD ]]; then
     kf_say "simulator done: waiting for validate and the sink to catch up"
-    if "$PIPE" drain "${COMMON[@]}" "${TABLE_ARGS[@]}" --pg-dsn "$KFLEET_PG_DSN" \
+    "$PIPE" drain "${COMMON[@]}" "${TABLE_ARGS[@]}" --pg-dsn "$KFLEET_PG_DSN" \
         --validate-group "$VGROUP" --sink-group "$SGROUP" --timeout "$DRAIN_TIMEOUT" \
-        2>>"$RUN_DIR/pipeline.log"; then
+        2>>"$RUN_DIR/pipeline.log" &
+    drain_pid=$!
+    # a worker that dies cannot catch up: say so at once instead of at the timeout
+    while kill -0 "$drain_pid" 2>/dev/null && [[ -z $DEAD ]] && ! $INTERRUPTED; do
+        sleep 0.2
+        DEAD=$(exited_worker)
+    done
+    if [[ -n $DEAD ]]; then
+        report_exited "$DEAD"
+    elif ! $INTERRUPTED && wait "$drain_pid"; then
         DRAINED=true
-    else
+    elif ! $INTERRUPTED; then
         kf_warn "the stages did not catch up within $DRAIN_TIMEOUT (see $RUN_DIR/pipeline.log)"
     fi
+    # a background job does not get the terminal's Ctrl-C: stop it when it is still waiting
+    kill -TERM "$drain_pid" 2>/dev/null || true
+    wait "$drain_pid" 2>/dev/null || true
 fi
 DRAIN_S=$(kf_elapsed "$START")
 
-if $INTERRUPTED; then
-    # The simulator stopped early: the change stream of the report is the part it produced.
-    produced=$(grep -o '"msg":"simulation finished","changes":"[0-9]*"' "$RUN_DIR/sim.log" |
+if $INTERRUPTED || [[ -n $DEAD ]]; then
+    # The simulator may have stopped early: the change stream of the report is the part it
+    # produced.
+    produced=$(grep -Eo '"msg":"simulation (finished|stopped)","changes":"[0-9]*"' "$RUN_DIR/sim.log" |
         grep -o '[0-9]*' | tail -n 1 || true)
     if [[ -n $produced && $produced != "$EVENTS" && $produced != 0 ]]; then
         "$SIM" --to stdout --seed "$SEED" --events "$produced" --spec "$SPEC" \
@@ -263,7 +341,8 @@ report() {
     local args=("${COMMON[@]}" --expect "$RUN_DIR/expect.json" --changes "$RUN_DIR/changes.jsonl"
         --sim-log "$RUN_DIR/sim.log" "${CONTRACT_ARGS[@]}" --pg-dsn "$KFLEET_PG_DSN"
         --target-schema "$RUN_ID" --validate-group "$VGROUP" --sink-group "$SGROUP"
-        --samples "$RUN_DIR/markers.txt" --sample-interval 20ms)
+        --samples "$RUN_DIR/markers.txt" --sample-interval 20ms --warmup "$WARMUP"
+        --produced-samples "$RUN_DIR/produced.txt" --validated-samples "$RUN_DIR/validated.txt")
     [[ -n $JSON ]] && args+=(--json "$JSON")
     [[ -n $SERIES ]] && args+=(--series "$SERIES")
     "$PIPE" "${args[@]}" 2>>"$RUN_DIR/pipeline.log"
@@ -272,6 +351,7 @@ report() {
 where() {
     echo "  files             $RUN_DIR"
     echo "                    sim.log, validate-<n>.log, sink-<n>.log (JSON lines), markers.txt,"
+    echo "                    produced.txt, validated.txt (stage samples),"
     echo "                    expect.json (the simulator's expected state), changes.jsonl, history.jsonl"
     echo "  Postgres          schema \"$RUN_ID\" ($KFLEET_PG_DSN), kfleet_meta.sync_markers group $SGROUP"
     echo "  topics            $RUN_ID.<db>.<table>, $RUN_ID.valid.*, $RUN_ID.dlq.*"

@@ -137,6 +137,15 @@ static void print_lag(FILE *out, const char *what, const char *group, const pl_l
         fprintf(out, "  %-28s %-34s unknown: %s\n", what, group, l->error);
 }
 
+/* One stage's latency as JSON (null when it was not sampled). */
+static json_t *stage_json(const pl_stage_latency *st)
+{
+    if (!st->known)
+        return json_null();
+    return json_pack("{s:I,s:f,s:f}", "events", (json_int_t)st->events, "p50_ms", st->p50_ms,
+                     "p99_ms", st->p99_ms);
+}
+
 static int write_series(const char *path, const pl_latency *lat, kf_error *err)
 {
     FILE *f = fopen(path, "w");
@@ -185,8 +194,19 @@ int pl_report(const pl_report_opts *o, FILE *out, kf_error *err)
     pl_group_lag(&o->kafka, o->validate_group, in, run.ntables, &vlag);
     pl_marker_lag(&o->kafka, conn, o->sink_group, valid, run.ntables, &smark);
     pl_group_lag(&o->kafka, o->sink_group, valid, run.ntables, &skafka);
-    if (o->samples)
-        pl_latency_compute(&o->kafka, valid, run.ntables, o->samples, &lat);
+    if (o->samples) {
+        pl_latency_opts lo = {.kafka = &o->kafka,
+                              .valid = valid,
+                              .nvalid = run.ntables,
+                              .samples = o->samples,
+                              .in = in,
+                              .nin = run.ntables,
+                              .produced = o->produced_samples,
+                              .validated = o->validated_samples,
+                              .warmup_ms = o->warmup_ms,
+                              .last_schema_change_ms = run.last_schema_change_ms};
+        pl_latency_compute(&lo, &lat);
+    }
 
     /* ---- checks ---- */
     bool pass = run.sim_events == run.changes_seen && vlag.known && vlag.records == 0 &&
@@ -258,15 +278,50 @@ int pl_report(const pl_report_opts *o, FILE *out, kf_error *err)
     print_lag(out, "validate (Kafka commits)", o->validate_group, &vlag);
     print_lag(out, "sink (Postgres sync_markers)", o->sink_group, &smark);
     print_lag(out, "sink (Kafka commits)", o->sink_group, &skafka);
-    if (o->samples && lat.known)
+    if (o->samples && lat.known) {
         fprintf(out,
                 "\n  throughput        %.0f events/s end to end (%" PRIu64
-                " events from the first produce to the last Postgres commit)\n"
-                "  latency           p50 %.0f ms, p99 %.0f ms, max %.0f ms (Kafka timestamp to "
-                "the sink's commit, sampled every %d ms)\n",
-                lat.events_per_s, lat.events, lat.p50_ms, lat.p99_ms, lat.max_ms,
+                " events from the first produce to the last Postgres commit)\n",
+                lat.events_per_s, lat.events);
+        if (lat.events_steady == 0)
+            fprintf(out,
+                    "  latency           no event after the %.1f s warm-up; every event: p50 %.0f "
+                    "ms, p99 %.0f ms, max %.0f ms\n",
+                    (double)lat.warmup_ms / 1000.0, lat.all_p50_ms, lat.all_p99_ms, lat.max_ms);
+        else if (lat.warmup_ms > 0)
+            fprintf(out,
+                    "  latency           p50 %.0f ms, p99 %.0f ms after a %.1f s warm-up (%" PRIu64
+                    " events); every event: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+                    lat.p50_ms, lat.p99_ms, (double)lat.warmup_ms / 1000.0, lat.events_steady,
+                    lat.all_p50_ms, lat.all_p99_ms, lat.max_ms);
+        else
+            fprintf(out, "  latency           p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", lat.p50_ms,
+                    lat.p99_ms, lat.max_ms);
+        fprintf(out,
+                "                    (Kafka timestamp to the sink's commit, sampled every %d ms)\n",
                 o->sample_interval_ms);
-    else if (o->samples)
+        const pl_stage_latency *st[2] = {&lat.produced, &lat.validated};
+        const char *what[2] = {"appended to the input topic", "committed by validate"};
+        for (int i = 0; i < 2 && o->produced_samples; i++) {
+            if (st[i]->known)
+                fprintf(out, "    up to %-28s p50 %.0f ms, p99 %.0f ms\n", what[i], st[i]->p50_ms,
+                        st[i]->p99_ms);
+            else
+                fprintf(out, "    up to %-28s unknown: %s\n", what[i], st[i]->error);
+        }
+        if (o->produced_samples && lat.events_steady > 0)
+            fprintf(out, "    up to %-28s p50 %.0f ms, p99 %.0f ms\n", "committed by the sink",
+                    lat.p50_ms, lat.p99_ms);
+        if (run.last_schema_change_ms > 0 && !lat.settled.known)
+            fprintf(out, "  after evolution   unknown: %s\n", lat.settled.error);
+        else if (run.last_schema_change_ms > 0)
+            fprintf(
+                out,
+                "  after evolution   p50 %.0f ms, p99 %.0f ms (%" PRIu64
+                " events from %.1f s on: the warm-up after the simulator's last schema change)\n",
+                lat.settled.p50_ms, lat.settled.p99_ms, lat.settled.events,
+                (double)lat.settled_from_ms / 1000.0);
+    } else if (o->samples)
         fprintf(out, "\n  latency           unknown: %s\n", lat.error);
     if (run.sim_events != run.changes_seen)
         fprintf(out,
@@ -318,13 +373,25 @@ int pl_report(const pl_report_opts *o, FILE *out, kf_error *err)
                             json_pack("{s:o,s:o,s:o}", "validate", lag_json(&vlag), "sink_markers",
                                       lag_json(&smark), "sink_kafka", lag_json(&skafka)));
         if (lat.known)
-            json_object_set_new(root, "latency",
-                                json_pack("{s:I,s:f,s:f,s:f,s:f,s:I,s:O}", "events",
-                                          (json_int_t)lat.events, "events_per_s", lat.events_per_s,
-                                          "p50_ms", lat.p50_ms, "p99_ms", lat.p99_ms, "max_ms",
-                                          lat.max_ms, "sample_interval_ms",
-                                          (json_int_t)o->sample_interval_ms, "series",
-                                          lat.series ? lat.series : json_null()));
+            json_object_set_new(
+                root, "latency",
+                json_pack("{s:I,s:I,s:f,s:I,s:f,s:f,s:f,s:f,s:f,s:I,s:o,s:o,s:O}", "events",
+                          (json_int_t)lat.events, "events_steady", (json_int_t)lat.events_steady,
+                          "events_per_s", lat.events_per_s, "warmup_ms", (json_int_t)lat.warmup_ms,
+                          "p50_ms", lat.p50_ms, "p99_ms", lat.p99_ms, "all_p50_ms", lat.all_p50_ms,
+                          "all_p99_ms", lat.all_p99_ms, "max_ms", lat.max_ms, "sample_interval_ms",
+                          (json_int_t)o->sample_interval_ms, "appended", stage_json(&lat.produced),
+                          "validated", stage_json(&lat.validated), "series",
+                          lat.series ? lat.series : json_null()));
+        if (lat.known && lat.events_steady == 0) { /* no percentile of nothing */
+            json_object_set_new(json_object_get(root, "latency"), "p50_ms", json_null());
+            json_object_set_new(json_object_get(root, "latency"), "p99_ms", json_null());
+        }
+        if (lat.known && run.last_schema_change_ms > 0) {
+            json_t *settled = stage_json(&lat.settled);
+            json_object_set_new(settled, "from_s", json_real((double)lat.settled_from_ms / 1000.0));
+            json_object_set_new(json_object_get(root, "latency"), "after_evolution", settled);
+        }
         json_object_set_new(root, "pass", json_boolean(pass));
         if (o->json_out && json_dump_file(root, o->json_out, JSON_INDENT(2)) != 0) {
             rc = kf_error_set(err, KF_ERR_IO, false, "could not write \"%s\"", o->json_out);

@@ -18,8 +18,11 @@ typedef struct pl_report_opts {
     const char *schema;         /* the sink's target schema */
     const char *validate_group; /* consumer groups of the stages */
     const char *sink_group;
-    const char *samples; /* marker samples (kfleet-pipeline watch); NULL: no latency */
+    const char *samples;           /* marker samples (kfleet-pipeline watch); NULL: no latency */
+    const char *produced_samples;  /* stage samples of watch; NULL: no per-stage latency */
+    const char *validated_samples; /* (both or neither) */
     int sample_interval_ms;
+    int64_t warmup_ms;      /* events of the first warmup_ms are left out of p50/p99 */
     const char *json_out;   /* the report as JSON; NULL: none */
     const char *series_out; /* per-second throughput and latency, tab-separated; NULL: none */
     pl_kafka kafka;

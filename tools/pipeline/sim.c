@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pipeline.h"
 
@@ -78,19 +79,37 @@ static int parse_breakdown(pl_table *t, const char *s)
         char *slash = strchr(item, '/'), *eq = strrchr(item, '=');
         if (!slash || !eq || eq < slash)
             return KF_ERR_INVALID;
-        *slash = *eq = '\0';
+        /* a column or constraint name longer than the report keeps is not the simulator's */
+        size_t clen = (size_t)(slash - item), klen = (size_t)(eq - slash - 1);
+        if (clen >= sizeof(t->inj->column) || klen >= sizeof(t->inj->constraint))
+            return KF_ERR_INVALID;
         pl_injected *grown = realloc(t->inj, (t->ninj + 1) * sizeof(*grown));
         if (!grown)
             return KF_ERR_NOMEM;
         t->inj = grown;
         pl_injected *in = &t->inj[t->ninj++];
         memset(in, 0, sizeof(*in));
-        snprintf(in->column, sizeof(in->column), "%s", item);
-        snprintf(in->constraint, sizeof(in->constraint), "%s", slash + 1);
+        memcpy(in->column, item, clen);
+        memcpy(in->constraint, slash + 1, klen);
         in->count = strtoull(eq + 1, NULL, 10);
         s = end ? end + 1 : NULL;
     }
     return KF_OK;
+}
+
+/* Milliseconds since the epoch of a log line's "2026-01-02T03:04:05.678Z" (UTC); 0 when the
+ * text is not such a time. */
+static int64_t log_ts_ms(const char *ts)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    if (!ts || sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                      &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    return t < 0 ? 0 : (int64_t)t * 1000 + ms;
 }
 
 int pl_sim_log_load(pl_run *run, const char *path, kf_error *err)
@@ -136,7 +155,13 @@ int pl_sim_log_load(pl_run *run, const char *path, kf_error *err)
                                           full);
                 }
             }
-        } else if (msg && strcmp(msg, "simulation finished") == 0) {
+        } else if (msg && strncmp(msg, "schema change:", 14) == 0) {
+            int64_t ms = log_ts_ms(json_string_value(json_object_get(o, "ts")));
+            if (ms > run->last_schema_change_ms)
+                run->last_schema_change_ms = ms;
+        } else if (msg && (strcmp(msg, "simulation finished") == 0 ||
+                           strcmp(msg, "simulation stopped") == 0)) {
+            /* stopped: by a signal, after `changes` changes */
             finished = true;
             run->sim_events = field_u64(o, "changes");
             run->sim_output_ms = (int64_t)field_u64(o, "output_ms");
@@ -147,8 +172,8 @@ int pl_sim_log_load(pl_run *run, const char *path, kf_error *err)
     fclose(f);
     if (rc == KF_OK && !finished)
         rc = kf_error_set(err, KF_ERR_INVALID, false,
-                          "\"%s\" has no \"simulation finished\" line: did the simulator stop "
-                          "early?",
+                          "\"%s\" has no \"simulation finished\" (or stopped) line: did the "
+                          "simulator fail?",
                           path);
     return rc;
 }
