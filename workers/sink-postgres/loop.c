@@ -205,8 +205,11 @@ static int step(sink *s, kf_error *err)
                 i++;
             break;
         }
-        if (s->need_reseek)
-            break; /* what is held is read again from the sync markers */
+        if (s->need_reseek) {
+            /* message i was taken; what is held is read again from the sync markers */
+            i++;
+            break;
+        }
     }
     s->inbox_waiting = 0;
     /* the first i were taken, unless the inbox was dropped meanwhile */
