@@ -178,7 +178,8 @@ static void dry_lines(fx *f, char *lines, size_t cap, char *summary, size_t scap
         char action[16];
         if (strncmp(line, "dry run:", 8) == 0 || strncmp(line, "done:", 5) == 0) {
             line[strcspn(line, "\n")] = '\0';
-            snprintf(summary, scap, "%s", line);
+            int n = snprintf(summary, scap, "%s", line);
+            assert_true(n >= 0 && (size_t)n < scap);
             continue;
         }
         const char *p = strchr(line, '[');

@@ -140,6 +140,7 @@ static void test_coalesced_count(void **state)
     assert_int_equal(s.sent, 2);
     assert_int_equal(s.coalesced, 2);
     fake_webhook_request r[2];
+    memset(r, 0, sizeof(r));
     assert_true(fake_webhook_request_get(w, 0, &r[0]));
     assert_true(fake_webhook_request_get(w, 1, &r[1]));
     assert_true(r[1].at_ms - r[0].at_ms >= 290);
