@@ -466,15 +466,9 @@ int main(int argc, char **argv)
     kf_error err;
     kf_error_clear(&err);
     memset(&c, 0, sizeof(c));
-    if (kf_config_new(&config_spec, &c, &cfg, &err) != KF_OK) {
-        fprintf(stderr, "kfleet-sim: %s\n", err.message);
-        return 1;
-    }
-    kf_config_action action = kf_config_main(cfg, argc, argv, NULL, stdout, stderr);
-    if (action != KF_CONFIG_RUN) {
-        kf_config_destroy(cfg);
-        return action == KF_CONFIG_EXIT_OK ? 0 : 2;
-    }
+    int early = kf_config_start(&config_spec, &c, argc, argv, &cfg);
+    if (early >= 0)
+        return early;
 
     int exit_code = 1;
     kf_app app;

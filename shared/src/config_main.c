@@ -258,3 +258,22 @@ out_free_cmdline:
     free(cl.args);
     return action;
 }
+
+int kf_config_start(const kf_config_spec *spec, void *store, int argc, char *const argv[],
+                    kf_config **out)
+{
+    kf_error err;
+    *out = NULL;
+    kf_config *cfg = NULL;
+    if (kf_config_new(spec, store, &cfg, &err) != KF_OK) {
+        fprintf(stderr, "%s: %s\n", spec->program, err.message);
+        return 1;
+    }
+    kf_config_action a = kf_config_main(cfg, argc, argv, NULL, stdout, stderr);
+    if (a != KF_CONFIG_RUN) {
+        kf_config_destroy(cfg);
+        return a == KF_CONFIG_EXIT_OK ? 0 : 2;
+    }
+    *out = cfg;
+    return -1;
+}

@@ -731,6 +731,25 @@ static void env_names_and_secret_patterns(void **state)
     assert_false(kf_config_key_is_secret("kafka.notsasl.x"));
 }
 
+/* kf_config_start: the whole start of a main(), mapped to exit codes. */
+static void start_maps_actions_to_exit_codes(void **state)
+{
+    test_cfg c;
+    kf_config *cfg = (kf_config *)1;
+    char *version[] = {"kfleet-test", "--version", NULL};
+    assert_int_equal(kf_config_start(&test_spec, &c, 2, version, &cfg), 0);
+    assert_null(cfg);
+    char *bad[] = {"kfleet-test", "--no-such-flag", NULL};
+    assert_int_equal(kf_config_start(&test_spec, &c, 2, bad, &cfg), 2);
+    assert_null(cfg);
+    char *run[] = {"kfleet-test", "t1", NULL};
+    assert_int_equal(kf_config_start(&test_spec, &c, 2, run, &cfg), -1);
+    assert_non_null(cfg);
+    assert_int_equal(kf_config_arg_count(cfg), 1);
+    assert_string_equal(kf_config_arg(cfg, 0), "t1");
+    kf_config_destroy(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -753,6 +772,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(help_is_generated_from_the_table, setup, teardown),
         cmocka_unit_test_setup_teardown(reference_is_markdown, setup, teardown),
         cmocka_unit_test(durations_parse),
+        cmocka_unit_test(start_maps_actions_to_exit_codes),
         cmocka_unit_test_setup_teardown(lists_from_every_source, setup, teardown),
         cmocka_unit_test_setup_teardown(bool_flags_and_positionals, setup, teardown),
         cmocka_unit_test(env_names_and_secret_patterns),

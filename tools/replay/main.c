@@ -149,15 +149,9 @@ int main(int argc, char **argv)
     replay_cfg rc_;
     kf_config *cfg = NULL;
     kf_error err;
-    if (kf_config_new(&SPEC, &rc_, &cfg, &err) != KF_OK) {
-        fprintf(stderr, "%s: %s\n", PROGRAM, err.message);
-        return 2;
-    }
-    kf_config_action a = kf_config_main(cfg, argc, argv, NULL, stdout, stderr);
-    if (a != KF_CONFIG_RUN) {
-        kf_config_destroy(cfg);
-        return a == KF_CONFIG_EXIT_OK ? 0 : 2;
-    }
+    int early = kf_config_start(&SPEC, &rc_, argc, argv, &cfg);
+    if (early >= 0)
+        return early;
     int rc = KF_OK;
     kf_app app;
     kf_app_kv kv = {0};

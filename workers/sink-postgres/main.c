@@ -132,15 +132,9 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof(c));
     kf_config *cfg = NULL;
     kf_error err;
-    if (kf_config_new(&sink_config_spec, &c, &cfg, &err) < 0) {
-        fprintf(stderr, "%s: %s\n", SINK_PROGRAM, err.message);
-        return 1;
-    }
-    kf_config_action a = kf_config_main(cfg, argc, argv, NULL, stdout, stderr);
-    if (a != KF_CONFIG_RUN) {
-        kf_config_destroy(cfg);
-        return a == KF_CONFIG_EXIT_OK ? 0 : 2;
-    }
+    int early = kf_config_start(&sink_config_spec, &c, argc, argv, &cfg);
+    if (early >= 0)
+        return early;
     if (c.backoff_max_ms < c.backoff_initial_ms) {
         fprintf(stderr, "%s: sink.retry.backoff.max is shorter than sink.retry.backoff.initial\n",
                 SINK_PROGRAM);

@@ -223,15 +223,9 @@ static int run_check(int argc, char **argv)
     check_cfg cc;
     kf_config *cfg = NULL;
     kf_error err;
-    if (kf_config_new(&CHECK_SPEC, &cc, &cfg, &err) != KF_OK) {
-        fprintf(stderr, "%s check: %s\n", PROGRAM, err.message);
-        return 2;
-    }
-    kf_config_action a = kf_config_main(cfg, argc, argv, NULL, stdout, stderr);
-    if (a != KF_CONFIG_RUN) {
-        kf_config_destroy(cfg);
-        return a == KF_CONFIG_EXIT_OK ? 0 : 2;
-    }
+    int early = kf_config_start(&CHECK_SPEC, &cc, argc, argv, &cfg);
+    if (early >= 0)
+        return early;
     int exit_code = 2;
     kf_app app;
     kf_app_kv kv = {0};
@@ -274,15 +268,9 @@ static int run_worker(int argc, char **argv)
     validate_cfg vc;
     kf_config *cfg = NULL;
     kf_error err;
-    if (kf_config_new(&WORKER_SPEC, &vc, &cfg, &err) != KF_OK) {
-        fprintf(stderr, "%s: %s\n", PROGRAM, err.message);
-        return 2;
-    }
-    kf_config_action a = kf_config_main(cfg, argc, argv, NULL, stdout, stderr);
-    if (a != KF_CONFIG_RUN) {
-        kf_config_destroy(cfg);
-        return a == KF_CONFIG_EXIT_OK ? 0 : 2;
-    }
+    int early = kf_config_start(&WORKER_SPEC, &vc, argc, argv, &cfg);
+    if (early >= 0)
+        return early;
     int rc;
     kf_app app;
     kf_app_kv kv = {0};

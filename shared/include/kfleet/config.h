@@ -235,4 +235,12 @@ typedef enum kf_config_action {
 kf_config_action kf_config_main(kf_config *cfg, int argc, char *const argv[], char *const envp[],
                                 FILE *out, FILE *errout);
 
+/* The start of every program's main(): kf_config_new() bound to store, then kf_config_main()
+ * with the process environment, stdout and stderr. Returns -1 with *out set to the loaded
+ * configuration when the program is to run; otherwise the exit code to return now, with *out
+ * NULL: 0 after --help/--version/--print-config/--config-reference, 2 for a usage or
+ * configuration error (already printed), 1 when the key table itself is broken. */
+int kf_config_start(const kf_config_spec *spec, void *store, int argc, char *const argv[],
+                    kf_config **out);
+
 #endif
