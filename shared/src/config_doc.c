@@ -120,7 +120,7 @@ int kf_config_write_help(const kf_config_spec *spec, FILE *out)
         fprintf(out, "      env %s", env);
         if (k->flag)
             fprintf(out, ", flag --%s %s", k->flag,
-                    k->type == KF_CONFIG_BOOL ? "[=BOOL]" : kfc_type_placeholder(k->type));
+                    k->type == KF_CONFIG_BOOL ? "[=BOOL]" : kfc_type_metavar(k->type));
         if (k->short_flag)
             fprintf(out, " or -%c", k->short_flag);
         fputc('\n', out);

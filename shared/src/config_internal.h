@@ -64,9 +64,9 @@ const kf_config_key *kfc_find(const kf_config_spec *spec, const char *name, size
 /* The pass-through prefix `name` falls under, or NULL. */
 const char *kfc_passthrough_prefix(const kf_config_spec *spec, const char *name);
 
-/* "int", "duration", ... and the flag placeholder "INT", "DURATION", ... */
+/* "int", "duration", ... and the flag metavariable "INT", "DURATION", ... */
 const char *kfc_type_name(kf_config_type t);
-const char *kfc_type_placeholder(kf_config_type t);
+const char *kfc_type_metavar(kf_config_type t);
 
 /* Writes a duration as "1h30m", "1500ms", "0ms". */
 void kfc_format_duration(int64_t ms, char *buf, size_t size);

@@ -130,7 +130,7 @@ const char *kfc_type_name(kf_config_type t)
     return "unknown";
 }
 
-const char *kfc_type_placeholder(kf_config_type t)
+const char *kfc_type_metavar(kf_config_type t)
 {
     switch (t) {
     case KF_CONFIG_STRING:

@@ -156,8 +156,8 @@ kf_serde *kf_serde_new(kf_registry *reg, kf_error *err)
     if (!s->slots)
         goto out_free_serde;
     /* The destination is set before every write; a memory writer needs one to start with. */
-    static char placeholder[1];
-    s->writer = avro_writer_memory(placeholder, sizeof(placeholder));
+    static char unused_output[1];
+    s->writer = avro_writer_memory(unused_output, sizeof(unused_output));
     if (!s->writer)
         goto out_free_slots;
     kf_buf_init(&s->scratch);
