@@ -21,7 +21,7 @@ kf_admin *kf_admin_new(const char *const *kv, size_t npairs, kf_error *err)
         return NULL;
     }
     kf_kafka_client_init(&a->cl);
-    rd_kafka_conf_t *conf = kf_kafka_conf_build(defaults, 1, kv, npairs, a, err);
+    rd_kafka_conf_t *conf = kf_kafka_conf_build(RD_KAFKA_PRODUCER, defaults, 1, kv, npairs, a, err);
     if (!conf)
         goto out_free_admin;
     a->rk = kf_kafka_handle_new(RD_KAFKA_PRODUCER, conf, err);

@@ -3,6 +3,7 @@
 #include "kafka_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kfleet/log.h"
@@ -88,7 +89,86 @@ bool kf_kafka_kv_find(const char *const *kv, size_t npairs, const char *key, con
     return found;
 }
 
-static int conf_apply(rd_kafka_conf_t *conf, const char *const *kv, size_t npairs, kf_error *err)
+/* ---- which client reads a property ---- */
+
+/* Workers hand every "kafka." key to each of their clients, a consumer and a producer alike,
+ * and librdkafka warns about each key the other kind of client reads ("... is a consumer
+ * property and will be ignored by this producer instance"). Its own property table (the one
+ * behind CONFIGURATION.md, column C/P) says which client reads which key, for the version
+ * that is loaded: a key only the other kind reads is left out of the configuration. */
+typedef struct scoped_prop {
+    char *name;
+    char scope; /* 'C' consumer only, 'P' producer only */
+} scoped_prop;
+
+static pthread_once_t scope_once = PTHREAD_ONCE_INIT;
+static scoped_prop *scope_props;
+static size_t scope_nprops;
+
+/* Trims spaces around [b, e) in place; returns the start, NUL-terminated. */
+static char *trim(char *b, char *e)
+{
+    while (b < e && *b == ' ')
+        b++;
+    while (e > b && e[-1] == ' ')
+        e--;
+    *e = '\0';
+    return b;
+}
+
+static void scope_load(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return;
+    rd_kafka_conf_properties_show(f);
+    if (fclose(f) != 0 || !text) {
+        free(text);
+        return;
+    }
+    size_t cap = 0;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        char *bar1 = strchr(line, '|');
+        char *bar2 = bar1 ? strchr(bar1 + 1, '|') : NULL;
+        if (!bar2)
+            continue;
+        char *name = trim(line, bar1);
+        char *scope = trim(bar1 + 1, bar2);
+        if ((strcmp(scope, "C") != 0 && strcmp(scope, "P") != 0) || !*name)
+            continue;
+        if (scope_nprops == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            scoped_prop *np = realloc(scope_props, ncap * sizeof(*np));
+            if (!np)
+                break;
+            scope_props = np;
+            cap = ncap;
+        }
+        char *copy = strdup(name);
+        if (!copy)
+            break;
+        scope_props[scope_nprops++] = (scoped_prop){.name = copy, .scope = scope[0]};
+    }
+    free(text);
+}
+
+bool kf_kafka_property_ignored(rd_kafka_type_t type, const char *key)
+{
+    pthread_once(&scope_once, scope_load);
+    char other = type == RD_KAFKA_PRODUCER ? 'C' : 'P';
+    for (size_t i = 0; i < scope_nprops; i++)
+        if (strcmp(scope_props[i].name, key) == 0)
+            return scope_props[i].scope == other;
+    return false;
+}
+
+static int conf_apply(rd_kafka_conf_t *conf, rd_kafka_type_t type, const char *const *kv,
+                      size_t npairs, kf_error *err)
 {
     char errstr[512];
     for (size_t i = 0; i < npairs; i++) {
@@ -97,6 +177,8 @@ static int conf_apply(rd_kafka_conf_t *conf, const char *const *kv, size_t npair
         if (!key || !value)
             return kf_error_set(err, KF_ERR_CONFIG, false,
                                 "kafka configuration pair %zu has a null key or value", i);
+        if (kf_kafka_property_ignored(type, key))
+            continue;
         errstr[0] = '\0';
         if (rd_kafka_conf_set(conf, key, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
             return kf_error_set(err, KF_ERR_CONFIG, false,
@@ -105,9 +187,9 @@ static int conf_apply(rd_kafka_conf_t *conf, const char *const *kv, size_t npair
     return KF_OK;
 }
 
-rd_kafka_conf_t *kf_kafka_conf_build(const char *const *defaults, size_t ndefaults,
-                                     const char *const *kv, size_t npairs, void *opaque,
-                                     kf_error *err)
+rd_kafka_conf_t *kf_kafka_conf_build(rd_kafka_type_t type, const char *const *defaults,
+                                     size_t ndefaults, const char *const *kv, size_t npairs,
+                                     void *opaque, kf_error *err)
 {
     if (npairs && !kv) {
         kf_error_set(err, KF_ERR_INVALID, false, "kafka configuration pairs missing");
@@ -118,7 +200,8 @@ rd_kafka_conf_t *kf_kafka_conf_build(const char *const *defaults, size_t ndefaul
         kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate kafka configuration");
         return NULL;
     }
-    if (conf_apply(conf, defaults, ndefaults, err) < 0 || conf_apply(conf, kv, npairs, err) < 0)
+    if (conf_apply(conf, type, defaults, ndefaults, err) < 0 ||
+        conf_apply(conf, type, kv, npairs, err) < 0)
         goto out_destroy_conf;
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);

@@ -187,8 +187,9 @@ kf_consumer *kf_consumer_new(const char *const *kv, size_t npairs, const kf_cons
     kf_kafka_kv_find(kv, npairs, "auto.offset.reset", &policy);
     c->reset_offset = reset_offset_of(policy);
 
-    rd_kafka_conf_t *conf = kf_kafka_conf_build(
-        defaults, sizeof(defaults) / sizeof(defaults[0]) / 2, kv, npairs, c, err);
+    rd_kafka_conf_t *conf =
+        kf_kafka_conf_build(RD_KAFKA_CONSUMER, defaults, sizeof(defaults) / sizeof(defaults[0]) / 2,
+                            kv, npairs, c, err);
     if (!conf)
         goto out_free_consumer;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);

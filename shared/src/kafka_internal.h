@@ -21,12 +21,14 @@ typedef struct kf_kafka_client {
 void kf_kafka_client_init(kf_kafka_client *cl);
 void kf_kafka_client_fini(kf_kafka_client *cl);
 
-/* Builds a configuration: defaults pairs first, then the caller's pairs, then log and error
- * callbacks with opaque as the librdkafka opaque (its first member must be a kf_kafka_client).
- * Returns NULL and fills err with KF_ERR_CONFIG naming the bad property. */
-rd_kafka_conf_t *kf_kafka_conf_build(const char *const *defaults, size_t ndefaults,
-                                     const char *const *kv, size_t npairs, void *opaque,
-                                     kf_error *err);
+/* Builds a configuration for a client of this type: defaults pairs first, then the caller's
+ * pairs (keys only the other type of client reads are left out, see
+ * kf_kafka_property_ignored), then log and error callbacks with opaque as the librdkafka
+ * opaque (its first member must be a kf_kafka_client). Returns NULL and fills err with
+ * KF_ERR_CONFIG naming the bad property. */
+rd_kafka_conf_t *kf_kafka_conf_build(rd_kafka_type_t type, const char *const *defaults,
+                                     size_t ndefaults, const char *const *kv, size_t npairs,
+                                     void *opaque, kf_error *err);
 
 /* Creates the handle, taking conf in every case. NULL + err on failure. */
 rd_kafka_t *kf_kafka_handle_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, kf_error *err);

@@ -150,8 +150,9 @@ kf_producer *kf_producer_new(const char *const *kv, size_t npairs, const kf_prod
         kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate %zu in-flight slots", p->cap);
         goto out_free_producer;
     }
-    rd_kafka_conf_t *conf = kf_kafka_conf_build(
-        defaults, sizeof(defaults) / sizeof(defaults[0]) / 2, kv, npairs, p, err);
+    rd_kafka_conf_t *conf =
+        kf_kafka_conf_build(RD_KAFKA_PRODUCER, defaults, sizeof(defaults) / sizeof(defaults[0]) / 2,
+                            kv, npairs, p, err);
     if (!conf)
         goto out_free_producer;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);

@@ -404,6 +404,48 @@ static void client_logs_are_routed_to_kf_log(void **state)
     assert_non_null(strstr(buf, "msg=\"kafka client error\""));
 }
 
+/* Workers hand every "kafka." key to their consumer and their producer alike: a producer
+ * leaves the consumer's keys out quietly (librdkafka would warn about each), and still
+ * checks its own. */
+static void consumer_keys_are_left_out(void **state)
+{
+    kf_log_init("test_kafka_producer", KF_LOG_WARN, KF_LOG_LOGFMT);
+    FILE *capture = tmpfile();
+    assert_non_null(capture);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(capture), STDERR_FILENO) >= 0);
+
+    const char *kv[] = {"bootstrap.servers",   "127.0.0.1:1", "group.id",          "g",
+                        "queued.min.messages", "5000",        "auto.offset.reset", "earliest",
+                        "session.timeout.ms",  "10000",       "linger.ms",         "7"};
+    kf_error err;
+    kf_producer *p = kf_producer_new(kv, 6, NULL, &err);
+    assert_non_null(p);
+    char linger[32];
+    size_t len = sizeof(linger);
+    const rd_kafka_conf_t *conf = rd_kafka_conf(kf_producer_handle(p));
+    assert_int_equal(rd_kafka_conf_get(conf, "linger.ms", linger, &len), RD_KAFKA_CONF_OK);
+    kf_producer_destroy(p);
+
+    fflush(stderr);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    kf_log_init("test_kafka_producer", KF_LOG_ERROR, KF_LOG_LOGFMT);
+    char buf[16384];
+    rewind(capture);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, capture);
+    buf[n] = '\0';
+    fclose(capture);
+    assert_null(strstr(buf, "will be ignored"));
+    assert_string_equal(linger, "7");
+
+    const char *bad[] = {"bootstrap.servers", "127.0.0.1:1", "linger.ms", "soon"};
+    assert_null(kf_producer_new(bad, 2, NULL, &err));
+    assert_int_equal(err.code, KF_ERR_CONFIG);
+}
+
 int main(void)
 {
     kf_log_init("test_kafka_producer", KF_LOG_ERROR, KF_LOG_LOGFMT);
@@ -418,6 +460,7 @@ int main(void)
         cmocka_unit_test(bad_configuration_is_a_config_error),
         cmocka_unit_test(message_without_topic_is_invalid),
         cmocka_unit_test(client_logs_are_routed_to_kf_log),
+        cmocka_unit_test(consumer_keys_are_left_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

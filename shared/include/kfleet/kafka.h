@@ -35,6 +35,12 @@ int kf_kafka_error_set(kf_error *err, const rd_kafka_error_t *error, const char 
 /* Same for a bare response code; retriable for transient broker and transport errors. */
 int kf_kafka_error_set_code(kf_error *err, rd_kafka_resp_err_t code, const char *what);
 
+/* True when librdkafka's own property table (the C/P column of its CONFIGURATION.md, for the
+ * loaded version) says only the other type of client reads key: a consumer property for a
+ * producer, or the reverse. Programs hand every "kafka." key to all their clients; each
+ * client leaves out the keys it would only warn about. Unknown keys are not ignored. */
+bool kf_kafka_property_ignored(rd_kafka_type_t type, const char *key);
+
 /*
  * Producer
  * --------
