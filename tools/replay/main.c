@@ -1,6 +1,6 @@
 /* kfleet-replay: sends dead-letter records back to their origin topic (or --to), filtered by
- * rule, time or offsets, with a dry run and a loop guard; --materialize writes them into
- * kfleet_meta.quarantine in PostgreSQL instead. */
+ * rule, error reason, time or offsets, with a dry run and a loop guard; --materialize writes
+ * them into kfleet_meta.quarantine in PostgreSQL instead. Each run ends with an audit event. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,17 +8,22 @@
 #include <unistd.h>
 
 #include "kfleet/app.h"
+#include "kfleet/audit.h"
 #include "kfleet/config.h"
+#include "kfleet/dlq.h"
 #include "kfleet/log.h"
 #include "replay.h"
 
-#define PROGRAM  "kfleet-replay"
-#define MAX_ARGS 64
+#define PROGRAM        "kfleet-replay"
+#define MAX_ARGS       64
+#define AUDIT_FLUSH_MS 30000
 
 typedef struct replay_cfg {
     kf_app_config app;
+    kf_audit_config audit;
     char *to;
     kf_strlist rules;
+    kf_strlist reasons;
     char *since;
     char *until;
     kf_strlist offsets;
@@ -34,6 +39,7 @@ typedef struct replay_cfg {
 
 static const kf_config_key KEYS[] = {
     KF_APP_CONFIG_KEYS(replay_cfg, app),
+    KF_AUDIT_CONFIG_KEYS(replay_cfg, audit),
     {.name = "replay.to",
      .type = KF_CONFIG_STRING,
      .offset = offsetof(replay_cfg, to),
@@ -44,7 +50,16 @@ static const kf_config_key KEYS[] = {
      .type = KF_CONFIG_LIST,
      .offset = offsetof(replay_cfg, rules),
      .flag = "rule",
-     .description = "Only records quarantined by these rule ids (kfleet.rule.id). Repeatable."},
+     .description =
+         "Only records quarantined by these rule ids (kfleet.rule.id). Records that "
+         "could not be decoded carry the reserved id " KF_DLQ_RULE_DECODE ". Repeatable."},
+    {.name = "replay.reasons",
+     .type = KF_CONFIG_LIST,
+     .offset = offsetof(replay_cfg, reasons),
+     .flag = "reason",
+     .description = "Only records whose error reason (kfleet.error.reason) contains this text, "
+                    "e.g. unknown_schema_id, bad_magic_byte, undecodable_avro or a rule kind "
+                    "such as not_null. Repeatable: any of them."},
     {.name = "replay.since",
      .type = KF_CONFIG_STRING,
      .offset = offsetof(replay_cfg, since),
@@ -160,6 +175,7 @@ int main(int argc, char **argv)
     kf_replay_range ranges[64];
     pg_params pg = {0};
     kf_replay_options o = {0};
+    kf_audit *audit = NULL;
     if ((rc = kf_app_start(&app, PROGRAM, cfg, &rc_.app, 0, &err)) != KF_OK) {
         fprintf(stderr, "%s: %s\n", PROGRAM, err.message);
         kf_config_destroy(cfg);
@@ -181,6 +197,12 @@ int main(int argc, char **argv)
                               "--offsets \"%s\" is not PARTITION:FIRST-LAST, FIRST-LAST, FIRST- "
                               "or OFFSET",
                               rc_.offsets.items[i]);
+            goto out_stop;
+        }
+    }
+    for (size_t i = 0; i < rc_.reasons.count; i++) {
+        if (!rc_.reasons.items[i][0]) {
+            rc = kf_error_set(&err, KF_ERR_CONFIG, false, "--reason takes a non-empty text");
             goto out_stop;
         }
     }
@@ -220,6 +242,8 @@ int main(int argc, char **argv)
     o.to = rc_.to;
     o.rules = (const char *const *)rc_.rules.items;
     o.nrules = rc_.rules.count;
+    o.reasons = (const char *const *)rc_.reasons.items;
+    o.nreasons = rc_.reasons.count;
     o.ranges = ranges;
     o.nranges = rc_.offsets.count;
     o.dry_run = rc_.dry_run;
@@ -234,12 +258,31 @@ int main(int argc, char **argv)
     o.pg_keys = pg.keys;
     o.pg_values = pg.values;
     o.registry = app.registry;
+    /* a dry run changes nothing, so it leaves no audit trail */
+    if (rc_.audit.enabled && !rc_.dry_run) {
+        kf_audit_options ao = {.program = PROGRAM,
+                               .topic = rc_.audit.topic,
+                               .prefix = rc_.app.topic_prefix,
+                               .kafka_kv = kv.kv,
+                               .kafka_npairs = kv.npairs,
+                               .registry = app.registry,
+                               .metrics = app.metrics};
+        if (!(audit = kf_audit_new(&ao, &err))) {
+            rc = err.code;
+            goto out_stop;
+        }
+    }
     kf_replay_stats st;
     rc = kf_replay_run(&o, stdout, &st, &err);
+    kf_replay_audit(audit, &o, &st, rc, &err);
+    if (kf_audit_flush(audit, AUDIT_FLUSH_MS) != KF_OK)
+        kf_log(KF_LOG_ERROR, "could not write the replay summary to the audit topic", "topic",
+               kf_audit_topic(audit), (char *)NULL);
 
 out_stop:
     if (rc != KF_OK)
         kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
+    kf_audit_destroy(audit);
     kf_app_kv_free(&kv);
     kf_app_stop(&app);
     kf_config_destroy(cfg);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "kfleet/dlq.h"
 #include "kfleet/kafka.h"
 #include "kfleet/log.h"
@@ -154,6 +156,7 @@ typedef struct replay {
     size_t nparked;
     /* per-batch counts, applied after the commit */
     kf_replay_stats b;
+    kf_replay_topics b_targets, b_origins;
     part_end *ends;
     size_t nends, cap_ends;
     kf_error end_err; /* a failure inside the assignment hook */
@@ -169,6 +172,13 @@ static bool selected(const kf_replay_options *o, const rd_kafka_message_t *m,
         bool hit = false;
         for (size_t i = 0; i < o->nrules && !hit; i++)
             hit = strcmp(o->rules[i], info->rule_id) == 0;
+        if (!hit)
+            return false;
+    }
+    if (o->nreasons) {
+        bool hit = false;
+        for (size_t i = 0; i < o->nreasons && !hit; i++)
+            hit = strstr(info->reason, o->reasons[i]) != NULL;
         if (!hit)
             return false;
     }
@@ -210,6 +220,32 @@ static int ensure_parking(replay *r, const char *parking, const char *dlq_topic,
     snprintf(r->parked[r->nparked++], sizeof(r->parked[0]), "%s", parking);
     kf_log(KF_LOG_INFO, "parking records over the replay limit", "topic", parking, (char *)NULL);
     return KF_OK;
+}
+
+static void topics_add(kf_replay_topics *ts, const char *name, bool parking, uint64_t n)
+{
+    for (size_t i = 0; i < ts->n; i++) {
+        if (strcmp(ts->t[i].name, name) == 0) {
+            ts->t[i].records += n;
+            return;
+        }
+    }
+    if (ts->n == KF_REPLAY_MAX_TOPICS) {
+        ts->other += n;
+        return;
+    }
+    kf_replay_topic *t = &ts->t[ts->n++];
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->parking = parking;
+    t->records = n;
+}
+
+static void topics_merge(kf_replay_topics *into, kf_replay_topics *from)
+{
+    for (size_t i = 0; i < from->n; i++)
+        topics_add(into, from->t[i].name, from->t[i].parking, from->t[i].records);
+    into->other += from->other;
+    memset(from, 0, sizeof(*from));
 }
 
 static int one(replay *r, const rd_kafka_message_t *m, kf_error *err)
@@ -279,6 +315,9 @@ static int one(replay *r, const rd_kafka_message_t *m, kf_error *err)
         r->b.parked++;
     else
         r->b.replayed++;
+    topics_add(&r->b_targets, target, park, 1);
+    if (info.topic[0])
+        topics_add(&r->b_origins, info.topic, false, 1);
     return KF_OK;
 }
 
@@ -291,6 +330,8 @@ static void apply(replay *r)
     r->st->materialized += r->b.materialized;
     r->st->no_origin += r->b.no_origin;
     memset(&r->b, 0, sizeof(r->b));
+    topics_merge(&r->st->targets, &r->b_targets);
+    topics_merge(&r->st->origins, &r->b_origins);
 }
 
 /* One batch: produced in a transaction with the offsets, or inserted in one database
@@ -298,6 +339,8 @@ static void apply(replay *r)
 static int batch(replay *r, rd_kafka_message_t **msgs, size_t n, kf_error *err)
 {
     memset(&r->b, 0, sizeof(r->b));
+    memset(&r->b_targets, 0, sizeof(r->b_targets));
+    memset(&r->b_origins, 0, sizeof(r->b_origins));
     int rc = KF_OK;
     if (r->o->dry_run) {
         for (size_t i = 0; i < n && rc == KF_OK; i++)
@@ -597,4 +640,110 @@ int kf_replay_run(const kf_replay_options *o, FILE *out, kf_replay_stats *stats,
                     stats->skipped, stats->no_origin ? ", or no origin topic" : "");
     }
     return rc;
+}
+
+static json_t *topics_json(const kf_replay_topics *ts, bool with_parking)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < ts->n; i++) {
+        json_t *t = json_pack("{s:s, s:I}", "topic", ts->t[i].name, "records",
+                              (json_int_t)ts->t[i].records);
+        if (t && with_parking)
+            json_object_set_new(t, "parking", json_boolean(ts->t[i].parking));
+        json_array_append_new(a, t);
+    }
+    return a;
+}
+
+static json_t *strings_json(const char *const *s, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(s[i]));
+    return a;
+}
+
+void kf_replay_audit(kf_audit *audit, const kf_replay_options *o, const kf_replay_stats *st, int rc,
+                     const kf_error *err)
+{
+    if (!audit)
+        return;
+    json_t *offsets = json_array();
+    for (size_t i = 0; offsets && i < o->nranges; i++) {
+        const kf_replay_range *rg = &o->ranges[i];
+        char text[80];
+        if (rg->last < 0)
+            snprintf(text, sizeof(text), "%" PRId64 "-", rg->first);
+        else
+            snprintf(text, sizeof(text), "%" PRId64 "-%" PRId64, rg->first, rg->last);
+        char full[100];
+        if (rg->partition >= 0)
+            snprintf(full, sizeof(full), "%" PRId32 ":%s", rg->partition, text);
+        else
+            snprintf(full, sizeof(full), "%s", text);
+        json_array_append_new(offsets, json_string(full));
+    }
+    json_t *filters =
+        json_pack("{s:o*, s:o*, s:o*}", "rules", strings_json(o->rules, o->nrules), "reasons",
+                  strings_json(o->reasons, o->nreasons), "offsets", offsets);
+    if (filters && o->has_since)
+        json_object_set_new(filters, "since_ms", json_integer(o->since_ms));
+    if (filters && o->has_until)
+        json_object_set_new(filters, "until_ms", json_integer(o->until_ms));
+    json_t *d = json_pack("{s:s, s:s, s:o*, s:o*, s:I, s:I, s:I, s:I, s:I, s:i}", "mode",
+                          o->materialize ? "materialize" : "replay", "group", o->group,
+                          "dlq_topics", strings_json(o->topics, o->ntopics), "filters", filters,
+                          "read", (json_int_t)st->read, "replayed", (json_int_t)st->replayed,
+                          "parked", (json_int_t)st->parked, "skipped", (json_int_t)st->skipped,
+                          "no_origin", (json_int_t)st->no_origin, "exit_code",
+                          rc == KF_OK           ? 0
+                          : rc == KF_ERR_CONFIG ? 2
+                                                : 1);
+    if (d && o->materialize) {
+        json_object_set_new(d, "materialized", json_integer((json_int_t)st->materialized));
+        json_object_set_new(d, "inserted", json_integer((json_int_t)st->inserted));
+    } else if (d) {
+        json_object_set_new(d, "targets", topics_json(&st->targets, true));
+        json_object_set_new(d, "origins", topics_json(&st->origins, false));
+        if (st->targets.other)
+            json_object_set_new(d, "other_target_records",
+                                json_integer((json_int_t)st->targets.other));
+        if (st->origins.other)
+            json_object_set_new(d, "other_origin_records",
+                                json_integer((json_int_t)st->origins.other));
+        json_object_set_new(d, "max_replays", json_integer(o->max_replays));
+        if (o->to)
+            json_object_set_new(d, "to", json_string(o->to));
+    }
+    char *details = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(d);
+    char what[200], message[1200];
+    if (o->materialize)
+        snprintf(what, sizeof(what), "materialized %" PRIu64 " (%" PRIu64 " new rows)",
+                 st->materialized, st->inserted);
+    else
+        snprintf(what, sizeof(what), "replayed %" PRIu64 ", parked %" PRIu64, st->replayed,
+                 st->parked);
+    char from[300];
+    if (o->ntopics == 1)
+        snprintf(from, sizeof(from), "%s", o->topics[0]);
+    else
+        snprintf(from, sizeof(from), "%zu dead-letter topics", o->ntopics);
+    if (rc == KF_OK)
+        snprintf(message, sizeof(message),
+                 "kfleet-replay %s, skipped %" PRIu64 " of %" PRIu64 " records read from %s", what,
+                 st->skipped, st->read, from);
+    else
+        snprintf(message, sizeof(message), "kfleet-replay failed after it %s from %s: %s", what,
+                 from, err->message);
+    kf_audit_event ev = {
+        .action = "replay",
+        .level = rc == KF_OK ? KF_AUDIT_INFO : KF_AUDIT_ERROR,
+        .message = message,
+        .topic = o->ntopics == 1 ? o->topics[0] : NULL,
+        .has_count = true,
+        .count = (int64_t)(o->materialize ? st->materialized : st->replayed + st->parked),
+        .details = details};
+    kf_audit_emit(audit, &ev);
+    free(details);
 }

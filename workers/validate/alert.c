@@ -43,6 +43,7 @@ struct kf_alert {
     int max_retries;
     int64_t timeout_ms;
     int64_t backoff_ms;
+    kf_audit *audit;
 
     pthread_t thread;
     bool started;
@@ -286,6 +287,7 @@ kf_alert *kf_alert_new(const kf_alert_config *cfg, kf_metrics *metrics, kf_error
     a->max_retries = cfg->max_retries > 0 ? cfg->max_retries : 0;
     a->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 5000;
     a->backoff_ms = cfg->backoff_initial_ms > 0 ? cfg->backoff_initial_ms : 500;
+    a->audit = cfg->audit;
     if (metrics) {
         kf_counter *raised = kf_metrics_counter(metrics, "kfleet_validate_alerts_total",
                                                 "Validation alerts raised, by kind.", 1,
@@ -373,6 +375,36 @@ void kf_alert_quarantined(kf_alert *a, const char *rule_id, const char *dlq_topi
     pthread_mutex_unlock(&a->lock);
 }
 
+/* The audit event of a breach; line is the human-readable form. */
+static void audit_breach(kf_alert *a, const char *rule_id, const char *kind, int64_t rows,
+                         int64_t threshold, int64_t start_ms, int64_t end_ms, const char *line)
+{
+    if (!a->audit)
+        return;
+    json_t *d = json_pack("{s:s, s:I, s:I}", "kind", kind, "limit", (json_int_t)threshold, "rows",
+                          (json_int_t)rows);
+    if (d && (start_ms || end_ms)) {
+        json_object_set_new(d, "window", json_string("time"));
+        json_object_set_new(d, "window_start_ms", json_integer(start_ms));
+        json_object_set_new(d, "window_end_ms", json_integer(end_ms));
+    } else if (d) {
+        json_object_set_new(d, "window", json_string("batch"));
+    }
+    char *details = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(d);
+    char message[300];
+    snprintf(message, sizeof(message), "dataset rule breached: %s", line);
+    kf_audit_event ev = {.action = "alert",
+                         .level = KF_AUDIT_WARN,
+                         .message = message,
+                         .rule_id = rule_id,
+                         .has_count = true,
+                         .count = rows,
+                         .details = details};
+    kf_audit_emit(a->audit, &ev);
+    free(details);
+}
+
 void kf_alert_breach(kf_alert *a, const char *rule_id, const char *kind, int64_t rows,
                      int64_t threshold, int64_t start_ms, int64_t end_ms)
 {
@@ -387,6 +419,7 @@ void kf_alert_breach(kf_alert *a, const char *rule_id, const char *kind, int64_t
         snprintf(line, sizeof(line), "rule %s (%s %" PRId64 "): %" PRId64 " rows in a batch",
                  rule_id, kind, threshold, rows);
     kf_log(KF_LOG_WARN, "dataset rule breached", "detail", line, (char *)NULL);
+    audit_breach(a, rule_id, kind, rows, threshold, start_ms, end_ms, line);
     if (a->m_raised_dataset)
         kf_counter_inc(a->m_raised_dataset, 1);
     pthread_mutex_lock(&a->lock);

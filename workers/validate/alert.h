@@ -1,12 +1,14 @@
 /* Validation alerts: quarantine counts per rule and dataset breaches are logged, counted and
  * sent as a Slack-compatible webhook by a background thread, rate-limited and retried with
- * backoff, so a slow or failing webhook never stalls the worker. */
+ * backoff, so a slow or failing webhook never stalls the worker; a dataset breach is also an
+ * audit event (action "alert"). */
 #ifndef KFLEET_VALIDATE_ALERT_H
 #define KFLEET_VALIDATE_ALERT_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kfleet/audit.h"
 #include "kfleet/error.h"
 #include "kfleet/metrics.h"
 
@@ -20,6 +22,7 @@ typedef struct kf_alert_config {
     int max_retries;            /* per webhook call; negative = 0 */
     int64_t timeout_ms;         /* per HTTP attempt; 0 = 5000 */
     int64_t backoff_initial_ms; /* first retry delay; 0 = 500 */
+    kf_audit *audit;            /* borrowed, may be NULL: breaches are then not audited */
 } kf_alert_config;
 
 /* Starts the sender thread. cfg strings are copied; metrics is borrowed (may be NULL) and must
@@ -35,7 +38,12 @@ void kf_alert_destroy(kf_alert *a);
  * copied. Never blocks on the network. */
 void kf_alert_quarantined(kf_alert *a, const char *rule_id, const char *dlq_topic, uint64_t count);
 
-/* Records a dataset rule breach (rows counted in [start_ms, end_ms), or 0, 0 for a batch). */
+/* Records a dataset rule breach (rows counted in [start_ms, end_ms), or 0, 0 for a batch) of
+ * a rule of kind "min_rows" or "max_rows" whose limit is threshold. Besides the log line,
+ * counter and webhook, it emits an audit event (with no_actions too, which only concerns the
+ * webhook): action "alert", level warn, rule_id, count = rows, and details
+ * {"kind", "limit", "rows", "window": "time" with "window_start_ms", "window_end_ms" | "batch"}.
+ * Never blocks on the network. */
 void kf_alert_breach(kf_alert *a, const char *rule_id, const char *kind, int64_t rows,
                      int64_t threshold, int64_t start_ms, int64_t end_ms);
 

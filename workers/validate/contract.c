@@ -443,6 +443,12 @@ static int parse_rule(parser *p, yaml_node_t *n, const char *column, size_t col,
     } else {
         snprintf(derived, sizeof(derived), "%s.%s", p->c->name, kf_rule_kind_name(r->kind));
     }
+    /* kfleet.decode marks undecodable records in the DLQ; the prefix stays kfleet's */
+    if (strncmp(derived, "kfleet.", 7) == 0)
+        return fail(p, id ? id : n,
+                    "rule id \"%s\" is reserved: ids starting with \"kfleet.\" "
+                    "belong to kfleet%s",
+                    derived, id ? "" : "; rename the contract or give this rule an explicit id");
     for (size_t i = 0; i < p->c->nrules; i++)
         if (strcmp(p->c->rules[i].id, derived) == 0)
             return fail(p, id ? id : n, "rule id \"%s\" is already used at line %d%s", derived,

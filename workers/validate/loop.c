@@ -341,7 +341,7 @@ static int process(vloop *v, const rd_kafka_message_t *m, kf_error *err)
         kf_dlq_reason why = {.stage = "decode",
                              .error_class = cls,
                              .message = derr.message,
-                             .rule_id = NULL,
+                             .rule_id = KF_DLQ_RULE_DECODE,
                              .reason = reason};
         v->b_undecodable++;
         tally_add(v, reason, r);

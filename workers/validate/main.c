@@ -7,10 +7,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "alert.h"
 #include "check.h"
 #include "contract.h"
 #include "kfleet/app.h"
+#include "kfleet/audit.h"
 #include "kfleet/config.h"
 #include "kfleet/log.h"
 #include "loop.h"
@@ -20,6 +23,7 @@
 
 typedef struct validate_cfg {
     kf_app_config app;
+    kf_audit_config audit;
     kf_strlist contracts;
     kf_strlist topics;
     char *group;
@@ -37,6 +41,7 @@ typedef struct validate_cfg {
 
 static const kf_config_key WORKER_KEYS[] = {
     KF_APP_CONFIG_KEYS(validate_cfg, app),
+    KF_AUDIT_CONFIG_KEYS(validate_cfg, audit),
     {.name = "validate.contracts",
      .type = KF_CONFIG_LIST,
      .offset = offsetof(validate_cfg, contracts),
@@ -263,6 +268,57 @@ out_destroy_config:
     return exit_code;
 }
 
+/* The audit event of the worker's start: its group, transactional id and contracts. */
+static void audit_start(kf_audit *audit, const validate_cfg *vc, const char *group,
+                        const char *txn_id, kf_contract *const *contracts, size_t nc)
+{
+    if (!audit)
+        return;
+    json_t *names = json_array(), *topics = json_array();
+    for (size_t i = 0; names && i < nc; i++)
+        json_array_append_new(names, json_string(contracts[i]->name));
+    for (size_t i = 0; topics && i < vc->topics.count; i++)
+        json_array_append_new(topics, json_string(vc->topics.items[i]));
+    json_t *d = json_pack("{s:s, s:s, s:b, s:o*, s:o*, s:i}", "version", KFLEET_VERSION, "group",
+                          group, "eos", vc->eos, "contracts", names, "topics", topics, "batch_size",
+                          vc->batch_size);
+    if (d && txn_id)
+        json_object_set_new(d, "transactional_id", json_string(txn_id));
+    char *details = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(d);
+    kf_audit_event ev = {.action = "start", .message = PROGRAM " started", .details = details};
+    kf_audit_emit(audit, &ev);
+    free(details);
+}
+
+/* The audit event of the worker's stop: what it did, and why it stopped if it failed. */
+static void audit_stop(kf_audit *audit, int rc, const kf_error *err, const kf_vloop_stats *st)
+{
+    if (!audit)
+        return;
+    json_t *d =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "records_in",
+                  (json_int_t)st->records_in, "valid", (json_int_t)st->valid, "quarantined",
+                  (json_int_t)st->quarantined, "undecodable", (json_int_t)st->undecodable,
+                  "unchecked", (json_int_t)st->unchecked, "batches", (json_int_t)st->batches,
+                  "aborted_batches", (json_int_t)st->aborts, "exit_code", kf_app_exit_code(rc));
+    char *details = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(d);
+    char message[600];
+    if (rc == KF_OK)
+        snprintf(message, sizeof(message), "%s stopped", PROGRAM);
+    else
+        snprintf(message, sizeof(message), "%s stopped: %s", PROGRAM, err->message);
+    kf_audit_event ev = {.action = "stop",
+                         .level = rc == KF_OK ? KF_AUDIT_INFO : KF_AUDIT_ERROR,
+                         .message = message,
+                         .has_count = true,
+                         .count = (int64_t)st->records_in,
+                         .details = details};
+    kf_audit_emit(audit, &ev);
+    free(details);
+}
+
 static int run_worker(int argc, char **argv)
 {
     validate_cfg vc;
@@ -275,6 +331,7 @@ static int run_worker(int argc, char **argv)
     kf_app app;
     kf_app_kv kv = {0};
     kf_alert *alert = NULL;
+    kf_audit *audit = NULL;
     kf_txnid *txnid = NULL;
     size_t nc = vc.contracts.count;
     kf_contract **contracts = calloc(nc ? nc : 1, sizeof(*contracts));
@@ -309,14 +366,31 @@ static int run_worker(int argc, char **argv)
         kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
         goto out_stop;
     }
+    const char *txn_id = !vc.eos ? NULL : vc.txn_id ? vc.txn_id : kf_txnid_id(txnid);
     if (vc.eos)
-        kf_log(KF_LOG_INFO, "transactional id", "id", vc.txn_id ? vc.txn_id : kf_txnid_id(txnid),
-               "source", vc.txn_id ? "configured" : "derived", (char *)NULL);
+        kf_log(KF_LOG_INFO, "transactional id", "id", txn_id, "source",
+               vc.txn_id ? "configured" : "derived", (char *)NULL);
+    if (vc.audit.enabled) {
+        kf_audit_options ao = {.program = PROGRAM,
+                               .instance = kf_app_kv_get(&kv, "group.instance.id"),
+                               .topic = vc.audit.topic,
+                               .prefix = vc.app.topic_prefix,
+                               .kafka_kv = kv.kv,
+                               .kafka_npairs = kv.npairs,
+                               .registry = app.registry,
+                               .metrics = app.metrics};
+        if (!(audit = kf_audit_new(&ao, &err))) {
+            rc = err.code;
+            kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
+            goto out_stop;
+        }
+    }
     kf_alert_config acfg = {.worker = PROGRAM,
                             .webhook_url = vc.webhook,
                             .no_actions = vc.no_actions,
                             .interval_ms = vc.alert_interval_ms,
-                            .max_retries = vc.alert_retries};
+                            .max_retries = vc.alert_retries,
+                            .audit = audit};
     if (!(alert = kf_alert_new(&acfg, app.metrics, &err))) {
         rc = err.code;
         kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
@@ -331,9 +405,7 @@ static int run_worker(int argc, char **argv)
                           .kafka_kv = kv.kv,
                           .kafka_npairs = kv.npairs,
                           .group = group,
-                          .transactional_id = vc.txn_id ? vc.txn_id
-                                              : txnid   ? kf_txnid_id(txnid)
-                                                        : NULL,
+                          .transactional_id = txn_id,
                           .eos = vc.eos,
                           .batch_size = (size_t)vc.batch_size,
                           .commit_interval_ms = (int)vc.commit_interval_ms,
@@ -345,9 +417,11 @@ static int run_worker(int argc, char **argv)
                           .on_ready = set_ready,
                           .ready_ctx = &app};
     kf_vloop_stats st;
+    audit_start(audit, &vc, group, txn_id, contracts, nc);
     rc = kf_vloop_run(&lc, &st, &err);
     if (rc != KF_OK)
         kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
+    audit_stop(audit, rc, &err, &st);
     char f[8][32];
     int64_t elapsed = st.first_record_ms ? st.last_commit_ms - st.first_record_ms : 0;
     int64_t since_assign =
@@ -367,6 +441,7 @@ static int run_worker(int argc, char **argv)
 out_stop:
     kf_txnid_destroy(txnid);
     kf_alert_destroy(alert);
+    kf_audit_destroy(audit);
     for (size_t i = 0; i < nc; i++)
         kf_contract_destroy(contracts[i]);
     kf_app_kv_free(&kv);

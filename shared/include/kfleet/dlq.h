@@ -25,6 +25,12 @@
 #define KF_DLQ_H_WORKER    "kfleet.worker"
 #define KF_DLQ_H_REPLAY    "kfleet.replay.count"
 
+/* The kfleet.rule.id of a record that could not be decoded (wrong magic byte, unknown schema
+ * id, truncated or corrupt Avro). Such a record broke no contract rule, so it gets this
+ * reserved id, which kfleet-replay --rule selects; kfleet.error.reason says which failure it
+ * was. Rule ids starting with "kfleet." are reserved for kfleet itself. */
+#define KF_DLQ_RULE_DECODE "kfleet.decode"
+
 /* Why a record is quarantined. Strings are borrowed for the call. */
 typedef struct kf_dlq_reason {
     const char *stage;       /* "decode", "validate", "transform", "sink", ... */

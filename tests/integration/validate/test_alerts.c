@@ -143,14 +143,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    char valid[200];
+    char valid[200], audit[110];
     snprintf(valid, sizeof(valid), "%s.valid.shop.orders", f->prefix);
-    const char *names[] = {f->topic, valid, f->dlq};
+    snprintf(audit, sizeof(audit), "%s.audit", f->prefix);
+    const char *names[] = {f->topic, valid, f->dlq, audit};
     const char *akv[] = {"bootstrap.servers", f->bootstrap};
     kf_error err;
     kf_admin *a = kf_admin_new(akv, 1, &err);
     if (a)
-        kf_admin_delete_topics(a, names, 3, true, 30000, &err);
+        kf_admin_delete_topics(a, names, 4, true, 30000, &err);
     kf_admin_destroy(a);
     fake_webhook_stop(f->hook);
     kf_event_writer_destroy(f->w);

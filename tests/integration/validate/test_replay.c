@@ -1,9 +1,12 @@
-/* Integration test of kfleet-replay against the real broker and Postgres: dead-letter records
- * written in a transaction (so each partition ends with a commit marker) are listed with
- * --dry-run and the --offsets, --since/--until and --rule filters; the run stops at the ends
- * the partitions had at start; the loop guard parks records replayed too often, with their
- * error headers intact; a second run resumes and replays nothing; --follow picks up records
- * written later; --materialize writes every record once in batches, and again nothing new. */
+/* Integration test of kfleet-replay against the real broker, registry and Postgres: dead-letter
+ * records written in a transaction (so each partition ends with a commit marker) are listed
+ * with --dry-run and the --offsets, --since/--until and --rule filters; the run stops at the
+ * ends the partitions had at start; the loop guard parks records replayed too often, with
+ * their error headers intact; a second run resumes and replays nothing; --follow picks up
+ * records written later; --materialize writes every record once in batches, and again nothing
+ * new. Records kfleet-validate could not decode carry the reserved rule id kfleet.decode and
+ * are selected by it and by --reason, and nothing else is. Every run but a dry run leaves one
+ * replay summary in <p>.audit, checked field by field. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,7 +16,10 @@
 #include <fcntl.h>
 #include <libpq-fe.h>
 
+#include <jansson.h>
+
 #include "kf_test_env.h"
+#include "kfleet/audit.h"
 #include "kfleet/dlq.h"
 #include "vt.h"
 
@@ -21,10 +27,12 @@
 #define BASE_TS  1700000000000LL /* 2023-11-14T22:13:20Z */
 
 typedef struct fx {
-    const char *bootstrap, *replay_bin;
-    char prefix[96], origin[160], dlq[300], out[256], log[256];
-    char set_boot[200];
+    const char *bootstrap, *registry_url, *replay_bin;
+    char prefix[96], origin[160], dlq[300], audit[160], out[256], log[256];
+    char set_boot[200], set_reg[300], set_prefix[160];
     kf_admin *admin;
+    kf_registry *reg;
+    kf_serde *serde;
 } fx;
 
 /* What record i of the DLQ looks like: partition i % 2 at offset i / 2, rule r.a for every
@@ -95,11 +103,13 @@ static int setup(void **state)
 {
     /* the environment first: a missing variable fails the test before anything is allocated */
     const char *bootstrap = kf_test_env("KFLEET_BOOTSTRAP");
+    const char *registry_url = kf_test_env("KFLEET_REGISTRY_URL");
     const char *replay_bin = kf_test_env("KFLEET_REPLAY_BIN");
     fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     kf_error err;
     f->bootstrap = bootstrap;
+    f->registry_url = registry_url;
     f->replay_bin = replay_bin;
     char name[80];
     kf_test_unique_name(name, sizeof(name), "rp");
@@ -108,7 +118,13 @@ static int setup(void **state)
     snprintf(f->dlq, sizeof(f->dlq), "%s.dlq.%s", name, f->origin);
     snprintf(f->out, sizeof(f->out), "/tmp/%s.out", name);
     snprintf(f->log, sizeof(f->log), "/tmp/%s.log", name);
+    snprintf(f->audit, sizeof(f->audit), "%s.audit", name);
     snprintf(f->set_boot, sizeof(f->set_boot), "kafka.bootstrap.servers=%s", f->bootstrap);
+    snprintf(f->set_reg, sizeof(f->set_reg), "registry.url=%s", registry_url);
+    snprintf(f->set_prefix, sizeof(f->set_prefix), "topic.prefix=%s", name);
+    kf_registry_config rc = {.url = registry_url};
+    assert_non_null(f->reg = kf_registry_new(&rc, &err));
+    assert_non_null(f->serde = kf_serde_new(f->reg, &err));
     const char *kv[] = {"bootstrap.servers", f->bootstrap};
     f->admin = kf_admin_new(kv, 1, &err);
     assert_non_null(f->admin);
@@ -123,13 +139,17 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    char parked[320];
+    char parked[320], valid[200];
     snprintf(parked, sizeof(parked), "%s.parked", f->dlq);
-    const char *names[] = {f->origin, f->dlq, parked};
+    snprintf(valid, sizeof(valid), "%s.valid.shop.orders", f->prefix);
+    const char *names[] = {f->origin, f->dlq, parked, f->audit, valid};
     kf_error err;
-    kf_admin_delete_topics(f->admin, names, 3, true, 30000, &err);
+    kf_admin_delete_topics(f->admin, names, 5, true, 30000, &err);
     kf_admin_destroy(f->admin);
+    kf_serde_destroy(f->serde);
+    kf_registry_destroy(f->reg);
     unlink(f->out);
+    unlink(f->log);
     free(f);
     return 0;
 }
@@ -145,6 +165,10 @@ static int run_replay(fx *f, const char *const *args, int64_t *elapsed_ms)
         argv[n++] = (char *)args[i];
     argv[n++] = "--set";
     argv[n++] = f->set_boot;
+    argv[n++] = "--set";
+    argv[n++] = f->set_reg;
+    argv[n++] = "--set";
+    argv[n++] = f->set_prefix;
     argv[n++] = "--log-level";
     argv[n++] = "warn";
     argv[n++] = f->dlq;
@@ -194,6 +218,96 @@ static void dry_lines(fx *f, char *lines, size_t cap, char *summary, size_t scap
     fclose(fp);
 }
 
+/* The dry-run lines of the last run whole (without the summary), each ending in '\n'. */
+static size_t dry_full(fx *f, char *out, size_t cap)
+{
+    FILE *fp = fopen(f->out, "r");
+    assert_non_null(fp);
+    char line[1024];
+    size_t len = 0, n = 0;
+    out[0] = '\0';
+    while (fgets(line, sizeof(line), fp)) {
+        if (strncmp(line, "dry run:", 8) == 0)
+            continue;
+        len += (size_t)snprintf(out + len, cap - len, "%s", line);
+        n++;
+    }
+    fclose(fp);
+    return n;
+}
+
+/* The replay summaries in <p>.audit so far (other programs' events skipped); 0 when the
+ * topic does not exist. */
+static int replay_events(fx *f, vt_audit *out, size_t max)
+{
+    static vt_audit all[64];
+    int n = vt_audit_read(f->bootstrap, f->serde, f->audit, all, 64, 30000);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(all[i].program, "kfleet-replay") == 0 && (size_t)k < max) {
+            out[k++] = all[i];
+            continue;
+        }
+        vt_audit_free(&all[i], 1);
+    }
+    return k;
+}
+
+static json_t *details_json(const vt_audit *a)
+{
+    assert_non_null(a->details);
+    json_t *d = json_loads(a->details, 0, NULL);
+    if (!d || !json_is_object(d))
+        fail_msg("details are not a JSON object: %s", a->details);
+    return d;
+}
+
+static long long jint(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v))
+        fail_msg("no integer \"%s\" in the details", key);
+    return json_integer_value(v);
+}
+
+/* Checks what every replay summary of this fixture has: a fresh id, the program, the DLQ
+ * topic, no row coordinates. */
+static void check_summary(fx *f, const vt_audit *a, const char *level)
+{
+    assert_true(vt_is_uuid_v4(a->id));
+    assert_string_equal(a->program, "kfleet-replay");
+    assert_string_equal(a->action, "replay");
+    assert_string_equal(a->level, level);
+    assert_string_equal(a->key, a->instance);
+    assert_non_null(a->topic);
+    assert_string_equal(a->topic, f->dlq);
+    assert_true(a->has_count);
+    assert_null(a->db);
+    assert_null(a->table);
+    assert_null(a->rule_id);
+    assert_false(a->has_partition || a->has_offset || a->has_schema_id);
+    json_t *d = details_json(a);
+    json_t *dlqs = json_object_get(d, "dlq_topics");
+    assert_int_equal(json_array_size(dlqs), 1);
+    assert_string_equal(json_string_value(json_array_get(dlqs, 0)), f->dlq);
+    assert_int_equal(jint(d, "exit_code"), 0);
+    json_decref(d);
+}
+
+/* The {topic, records[, parking]} entry of array for topic; fails when absent. */
+static json_t *topic_entry(json_t *array, const char *topic)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(array, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "topic")), topic) == 0)
+            return e;
+    }
+    fail_msg("topic %s is not in the summary", topic);
+    return NULL;
+}
+
 static void test_dry_run_filters(void **state)
 {
     fx *f = *state;
@@ -238,6 +352,13 @@ static void test_dry_run_filters(void **state)
     assert_int_equal(run_replay(f, bad, NULL), 2);
     const char *bad_time[] = {"--dry-run", "--since", "yesterday", NULL};
     assert_int_equal(run_replay(f, bad_time, NULL), 2);
+    const char *bad_reason[] = {"--dry-run", "--reason", "range,,x", NULL};
+    assert_int_equal(run_replay(f, bad_reason, NULL), 2);
+    /* dry runs leave no audit trail: the audit topic was never even created */
+    kf_topic_info info;
+    kf_error err;
+    assert_int_equal(kf_admin_describe_topic(f->admin, f->audit, &info, 30000, &err),
+                     KF_ERR_NOT_FOUND);
 }
 
 static void test_replay_loop_guard_and_resume(void **state)
@@ -252,7 +373,7 @@ static void test_replay_loop_guard_and_resume(void **state)
     for (int i = 0; i < NRECORDS; i++)
         if (strcmp(rec_rule(i), "r.b") == 0)
             rec_replays(i) >= 3 ? npark++ : nreplay++;
-    char want[160];
+    char want[512];
     snprintf(want, sizeof(want), "done: read 40, replayed %d, parked %d, skipped %d (filters)",
              nreplay, npark, NRECORDS - nreplay - npark);
     assert_string_equal(summary, want);
@@ -290,6 +411,50 @@ static void test_replay_loop_guard_and_resume(void **state)
     }
     vt_list_free(&in);
     vt_list_free(&parked);
+
+    /* one summary per run: the first replayed and parked, the second found nothing */
+    vt_audit ev[4];
+    assert_int_equal(replay_events(f, ev, 4), 2);
+    for (int i = 0; i < 2; i++)
+        check_summary(f, &ev[i], "info");
+    assert_string_not_equal(ev[0].id, ev[1].id);
+    snprintf(want, sizeof(want),
+             "kfleet-replay replayed %d, parked %d, skipped %d of 40 records read from %s", nreplay,
+             npark, NRECORDS - nreplay - npark, f->dlq);
+    assert_string_equal(ev[0].message, want);
+    assert_int_equal(ev[0].count, nreplay + npark);
+    json_t *d = details_json(&ev[0]);
+    assert_string_equal(json_string_value(json_object_get(d, "mode")), "replay");
+    assert_string_equal(json_string_value(json_object_get(d, "group")), group);
+    assert_int_equal(jint(d, "read"), NRECORDS);
+    assert_int_equal(jint(d, "replayed"), nreplay);
+    assert_int_equal(jint(d, "parked"), npark);
+    assert_int_equal(jint(d, "skipped"), NRECORDS - nreplay - npark);
+    assert_int_equal(jint(d, "max_replays"), 3);
+    json_t *targets = json_object_get(d, "targets");
+    assert_int_equal(json_array_size(targets), 2);
+    json_t *t = topic_entry(targets, f->origin);
+    assert_int_equal(json_integer_value(json_object_get(t, "records")), nreplay);
+    assert_true(json_is_false(json_object_get(t, "parking")));
+    t = topic_entry(targets, parking);
+    assert_int_equal(json_integer_value(json_object_get(t, "records")), npark);
+    assert_true(json_is_true(json_object_get(t, "parking")));
+    json_t *origins = json_object_get(d, "origins");
+    assert_int_equal(json_array_size(origins), 1);
+    t = topic_entry(origins, f->origin);
+    assert_int_equal(json_integer_value(json_object_get(t, "records")), nreplay + npark);
+    json_t *rules = json_object_get(json_object_get(d, "filters"), "rules");
+    assert_int_equal(json_array_size(rules), 1);
+    assert_string_equal(json_string_value(json_array_get(rules, 0)), "r.b");
+    json_decref(d);
+    snprintf(want, sizeof(want),
+             "kfleet-replay replayed 0, parked 0, skipped 0 of 0 records read from %s", f->dlq);
+    assert_string_equal(ev[1].message, want);
+    assert_int_equal(ev[1].count, 0);
+    d = details_json(&ev[1]);
+    assert_int_equal(json_array_size(json_object_get(d, "targets")), 0);
+    json_decref(d);
+    vt_audit_free(ev, 2);
 }
 
 static void test_follow(void **state)
@@ -311,6 +476,10 @@ static void test_follow(void **state)
                     group,
                     "--set",
                     f->set_boot,
+                    "--set",
+                    f->set_reg,
+                    "--set",
+                    f->set_prefix,
                     "--log-level",
                     "warn",
                     f->dlq,
@@ -345,6 +514,17 @@ static void test_follow(void **state)
     assert_true(vt_read_topic(f->bootstrap, target, &l, 30000));
     assert_int_equal(l.n, NRECORDS + 5);
     vt_list_free(&l);
+    /* a follower's summary comes when it is stopped */
+    vt_audit ev[2];
+    assert_int_equal(replay_events(f, ev, 2), 1);
+    check_summary(f, &ev[0], "info");
+    assert_int_equal(ev[0].count, NRECORDS + 5);
+    json_t *d = details_json(&ev[0]);
+    assert_string_equal(json_string_value(json_object_get(d, "to")), target);
+    json_t *t = topic_entry(json_object_get(d, "targets"), target);
+    assert_int_equal(json_integer_value(json_object_get(t, "records")), NRECORDS + 5);
+    json_decref(d);
+    vt_audit_free(ev, 1);
     const char *names[] = {target};
     kf_admin_delete_topics(f->admin, names, 1, true, 30000, &err);
 }
@@ -406,6 +586,222 @@ static void test_materialize_batches(void **state)
                                  NULL, (const char *[]){f->dlq}, NULL, NULL, 0);
     PQclear(res);
     PQfinish(pg);
+    /* a summary per run: materialized rows, new rows */
+    vt_audit ev[4];
+    assert_int_equal(replay_events(f, ev, 4), 2);
+    for (int i = 0; i < 2; i++) {
+        check_summary(f, &ev[i], "info");
+        assert_int_equal(ev[i].count, NRECORDS);
+        json_t *d = details_json(&ev[i]);
+        assert_string_equal(json_string_value(json_object_get(d, "mode")), "materialize");
+        assert_int_equal(jint(d, "materialized"), NRECORDS);
+        assert_int_equal(jint(d, "inserted"), i == 0 ? NRECORDS : 0);
+        json_decref(d);
+    }
+    vt_audit_free(ev, 2);
+}
+
+/* Writes records to the origin topic that kfleet-validate cannot decode or that break a rule,
+ * and runs the worker over them, so their dead-letter records get validate's own headers. */
+static void validate_poison(fx *f)
+{
+    const char *validate_bin = kf_test_env("KFLEET_VALIDATE_BIN");
+    kf_error err;
+    kf_table *t = kf_table_new(f->prefix, "shop", NULL, "orders", &err);
+    assert_non_null(t);
+    kf_column id = {.name = "id", .pk_order = 1}, email = {.name = "email", .nullable = true};
+    assert_int_equal(kf_coltype_parse("bigint", &id, &err), KF_OK);
+    assert_int_equal(kf_coltype_parse("text", &email, &err), KF_OK);
+    assert_int_equal(kf_table_add_column(t, &id, &err), KF_OK);
+    assert_int_equal(kf_table_add_column(t, &email, &err), KF_OK);
+    char *ks = kf_table_key_schema(t, &err), *es = kf_table_envelope_schema(t, &err);
+    char subject[256];
+    int32_t key_id, value_id;
+    snprintf(subject, sizeof(subject), "%s-key", f->origin);
+    assert_int_equal(kf_serde_register(f->serde, subject, ks, &key_id, &err), KF_OK);
+    snprintf(subject, sizeof(subject), "%s-value", f->origin);
+    assert_int_equal(kf_serde_register(f->serde, subject, es, &value_id, &err), KF_OK);
+    free(ks);
+    free(es);
+    kf_event_writer *w = kf_event_writer_new(f->serde, t, key_id, value_id, &err);
+    assert_non_null(w);
+    kf_source src = {.version = "0.1.0",
+                     .connector = "sim",
+                     .name = f->prefix,
+                     .db = "shop",
+                     .table = "orders",
+                     .snapshot = "false",
+                     .has_seq = true,
+                     .seq = 1};
+    assert_int_equal(kf_event_writer_set_source(w, &src, &err), KF_OK);
+    kf_buf key = {0}, good = {0}, nulled = {0}, cut = {0};
+    assert_int_equal(kf_event_writer_begin(w, KF_OP_CREATE, BASE_TS, &err), KF_OK);
+    assert_int_equal(kf_event_set_int(w, KF_AFTER, 0, 1, &err), KF_OK);
+    assert_int_equal(kf_event_set_string(w, KF_AFTER, 1, "a@b", 3, &err), KF_OK);
+    assert_int_equal(kf_event_writer_encode(w, &key, &good, &err), KF_OK);
+    assert_int_equal(kf_buf_reserve(&cut, good.len), KF_OK);
+    memcpy(cut.data, good.data, good.len);
+    cut.len = good.len - 12; /* a real event cut short */
+    assert_int_equal(kf_event_writer_begin(w, KF_OP_CREATE, BASE_TS, &err), KF_OK);
+    assert_int_equal(kf_event_set_int(w, KF_AFTER, 0, 2, &err), KF_OK);
+    assert_int_equal(kf_event_set_null(w, KF_AFTER, 1, &err), KF_OK);
+    assert_int_equal(kf_event_writer_encode(w, &key, &nulled, &err), KF_OK);
+    const kf_produce_msg msgs[] = {
+        {.topic = f->origin,
+         .partition = 0,
+         .key = "p1",
+         .key_len = 2,
+         .value = "\x01garbage",
+         .value_len = 8},
+        {.topic = f->origin,
+         .partition = 0,
+         .key = "p2",
+         .key_len = 2,
+         .value = "\x00\x7f\xff\xff\xf0\x02\x04",
+         .value_len = 7},
+        {.topic = f->origin,
+         .partition = 1,
+         .key = "p3",
+         .key_len = 2,
+         .value = cut.data,
+         .value_len = cut.len},
+        {.topic = f->origin,
+         .partition = 1,
+         .key = "p4",
+         .key_len = 2,
+         .value = nulled.data,
+         .value_len = nulled.len},
+        {.topic = f->origin,
+         .partition = 1,
+         .key = "p5",
+         .key_len = 2,
+         .value = good.data,
+         .value_len = good.len},
+    };
+    const char *kv[] = {"bootstrap.servers", f->bootstrap};
+    kf_producer *p = kf_producer_new(kv, 1, NULL, &err);
+    assert_non_null(p);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(kf_producer_produce(p, &msgs[i], NULL, &err), KF_OK);
+    assert_int_equal(kf_producer_flush(p, 30000, &err), KF_OK);
+    assert_false(kf_producer_failed(p, NULL));
+    kf_producer_destroy(p);
+    kf_buf_free(&key);
+    kf_buf_free(&good);
+    kf_buf_free(&nulled);
+    kf_buf_free(&cut);
+    kf_event_writer_destroy(w);
+    kf_table_destroy(t);
+
+    char contract[256], group[160];
+    snprintf(contract, sizeof(contract), "/tmp/%s-contract.yaml", f->prefix);
+    snprintf(group, sizeof(group), "%s-validate", f->prefix);
+    FILE *fp = fopen(contract, "w");
+    assert_non_null(fp);
+    fputs("contract: orders\nmatch:\n  tables: [shop.orders]\ncolumns:\n  email: [not_null]\n", fp);
+    fclose(fp);
+    char *argv[] = {(char *)validate_bin,
+                    "--contract",
+                    contract,
+                    "--set",
+                    f->set_prefix,
+                    "--set",
+                    f->set_boot,
+                    "--set",
+                    f->set_reg,
+                    "--group",
+                    group,
+                    "--max-records",
+                    "5",
+                    "--log-level",
+                    "warn",
+                    NULL};
+    assert_int_equal(vt_wait(vt_spawn(argv, f->log), 120000), 0);
+    remove(contract);
+}
+
+/* Dry-run lines of a run with args must be exactly `want` lines, each naming one of the
+ * "rule=X reason=Y" pairs in `pairs` (every pair once). */
+static void expect_selected(fx *f, const char *const *args, const char *const *pairs, size_t want,
+                            const char *summary)
+{
+    assert_int_equal(run_replay(f, args, NULL), 0);
+    char text[8192], lines[4096], sum[256];
+    size_t n = dry_full(f, text, sizeof(text));
+    if (n != want)
+        fail_msg("%zu records selected, expected %zu:\n%s", n, want, text);
+    for (size_t i = 0; i < want; i++)
+        if (!strstr(text, pairs[i]))
+            fail_msg("no record with \"%s\" selected:\n%s", pairs[i], text);
+    dry_lines(f, lines, sizeof(lines), sum, sizeof(sum));
+    assert_string_equal(sum, summary);
+}
+
+static void test_decode_failures_selected(void **state)
+{
+    fx *f = *state;
+    validate_poison(f);
+    /* the DLQ: 40 hand-written rule records (r.a, r.b; reason range), then what validate
+     * quarantined: three undecodable records and one not_null violation */
+    char group[160];
+    snprintf(group, sizeof(group), "%s-decode", f->prefix);
+    const char *by_rule[] = {"--dry-run", "--rule", KF_DLQ_RULE_DECODE, "--group", group, NULL};
+    const char *decode3[] = {"rule=kfleet.decode reason=bad_magic_byte",
+                             "rule=kfleet.decode reason=unknown_schema_id",
+                             "rule=kfleet.decode reason=undecodable_avro"};
+    expect_selected(f, by_rule, decode3, 3,
+                    "dry run: read 44, replayed 3, parked 0, skipped 41 (filters)");
+    const char *by_reason[] = {"--dry-run", "--reason", "schema", "--group", group, NULL};
+    expect_selected(f, by_reason, decode3 + 1, 1,
+                    "dry run: read 44, replayed 1, parked 0, skipped 43 (filters)");
+    const char *two_reasons[] = {"--dry-run", "--reason", "magic", "--reason",
+                                 "avro",      "--group",  group,   NULL};
+    const char *magic_avro[] = {decode3[0], decode3[2]};
+    expect_selected(f, two_reasons, magic_avro, 2,
+                    "dry run: read 44, replayed 2, parked 0, skipped 42 (filters)");
+    const char *both[] = {"--dry-run", "--rule", KF_DLQ_RULE_DECODE, "--reason", "magic", "--group",
+                          group,       NULL};
+    expect_selected(f, both, decode3, 1,
+                    "dry run: read 44, replayed 1, parked 0, skipped 43 (filters)");
+    const char *rule_kind[] = {"--dry-run", "--reason", "not_null", "--group", group, NULL};
+    const char *not_null[] = {"rule=orders.email.not_null reason=not_null"};
+    expect_selected(f, rule_kind, not_null, 1,
+                    "dry run: read 44, replayed 1, parked 0, skipped 43 (filters)");
+    const char *none[] = {"--dry-run", "--reason", "no such reason", "--group", group, NULL};
+    expect_selected(f, none, NULL, 0,
+                    "dry run: read 44, replayed 0, parked 0, skipped 44 (filters)");
+
+    /* the real thing: the undecodable records to a side topic, byte for byte */
+    char target[200];
+    snprintf(target, sizeof(target), "%s.poison", f->prefix);
+    kf_error err;
+    kf_topic_spec spec = {.name = target, .partitions = 1, .replication_factor = -1};
+    assert_int_equal(kf_admin_create_topics(f->admin, &spec, 1, true, 30000, &err), KF_OK);
+    const char *send[] = {"--rule", KF_DLQ_RULE_DECODE, "--to", target, "--group", group, NULL};
+    assert_int_equal(run_replay(f, send, NULL), 0);
+    vt_list l = {0};
+    assert_true(vt_read_topic(f->bootstrap, target, &l, 30000));
+    assert_int_equal(l.n, 3);
+    for (size_t i = 0; i < l.n; i++) {
+        assert_string_equal(l.r[i].rule, ""); /* error headers gone */
+        assert_int_equal(l.r[i].replay_count, 1);
+        assert_true(l.r[i].key_len == 2 && memcmp(l.r[i].key, "p", 1) == 0 &&
+                    strchr("123", ((const char *)l.r[i].key)[1]));
+    }
+    vt_list_free(&l);
+    vt_audit ev[2];
+    assert_int_equal(replay_events(f, ev, 2), 1);
+    check_summary(f, &ev[0], "info");
+    assert_int_equal(ev[0].count, 3);
+    json_t *d = details_json(&ev[0]);
+    json_t *rules = json_object_get(json_object_get(d, "filters"), "rules");
+    assert_string_equal(json_string_value(json_array_get(rules, 0)), KF_DLQ_RULE_DECODE);
+    assert_int_equal(jint(topic_entry(json_object_get(d, "targets"), target), "records"), 3);
+    assert_int_equal(jint(topic_entry(json_object_get(d, "origins"), f->origin), "records"), 3);
+    json_decref(d);
+    vt_audit_free(ev, 1);
+    const char *names[] = {target};
+    kf_admin_delete_topics(f->admin, names, 1, true, 30000, &err);
 }
 
 int main(void)
@@ -415,6 +811,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_loop_guard_and_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_materialize_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_failures_selected, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

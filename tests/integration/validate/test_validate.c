@@ -168,6 +168,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
+    /* the audit topic the worker and replay wrote to */
+    char audit[FX_PREFIX_SIZE + 8];
+    snprintf(audit, sizeof(audit), "%s.audit", f->prefix);
+    const char *akv[] = {"bootstrap.servers", f->bootstrap};
+    kf_error err;
+    kf_admin *a = kf_admin_new(akv, 1, &err);
+    if (a)
+        kf_admin_delete_topics(a, (const char *[]){audit}, 1, true, 30000, &err);
+    kf_admin_destroy(a);
     kf_producer_destroy(f->p);
     kf_event_writer_destroy(f->w);
     kf_table_destroy(f->table);
@@ -257,10 +266,13 @@ static void verify_outputs(fx *f, bool replayed)
             assert_string_equal(d->header, s->header);
             assert_string_equal(d->origin, f->topic);
             assert_true(d->origin_offset >= 0);
-            if (s->fate == VT_RULE)
+            if (s->fate == VT_RULE) {
                 assert_string_equal(d->rule, s->rule);
-            else
+            } else {
+                /* undecodable: the reserved rule id, the failure in the reason */
+                assert_string_equal(d->rule, KF_DLQ_RULE_DECODE);
                 assert_string_equal(d->reason, s->rule);
+            }
         } else {
             assert_int_equal(in_dlq, 0);
         }
@@ -432,6 +444,8 @@ static void test_validate_end_to_end(void **state)
                    "--rule",
                    "orders.qty.range",
                    "--set",
+                   set_reg,
+                   "--set",
                    set_boot,
                    "--group",
                    replay_group,
@@ -440,9 +454,19 @@ static void test_validate_end_to_end(void **state)
                    f->dlq,
                    NULL};
     assert_int_equal(vt_wait(vt_spawn(dry, f->log), 60000), 0);
-    char *replay[] = {
-        (char *)f->replay_bin, "--rule", "orders.qty.range", "--set", set_boot, "--group",
-        replay_group,          "--set",  set_prefix,         f->dlq,  NULL};
+    char *replay[] = {(char *)f->replay_bin,
+                      "--rule",
+                      "orders.qty.range",
+                      "--set",
+                      set_boot,
+                      "--set",
+                      set_reg,
+                      "--group",
+                      replay_group,
+                      "--set",
+                      set_prefix,
+                      f->dlq,
+                      NULL};
     assert_int_equal(vt_wait(vt_spawn(replay, f->log), 120000), 0);
     /* running it again replays nothing more: it resumes from its group's offsets */
     assert_int_equal(vt_wait(vt_spawn(replay, f->log), 120000), 0);

@@ -17,6 +17,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <avro.h>
+
 #include "kfleet/event.h"
 #include "kfleet/kafka.h"
 #include "kfleet/registry.h"
@@ -176,6 +178,138 @@ static inline bool vt_read_topic(const char *bootstrap, const char *topic, vt_li
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return ok;
+}
+
+/* One audit event read back from <p>.audit, decoded through the registry (the schema id in
+ * the record): every field, optional ones with has_* (strings: NULL when absent). */
+typedef struct vt_audit {
+    int32_t schema_id;
+    char key[256];
+    char id[64];
+    int64_t ts_ms;
+    char program[64], instance[256], action[64], level[16], message[1024];
+    char *topic, *db, *table, *rule_id, *details; /* owned; NULL: Avro null */
+    bool has_partition, has_offset, has_schema_id, has_count;
+    int32_t partition, schema;
+    int64_t offset, count;
+} vt_audit;
+
+static inline void vt_audit_free(vt_audit *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(a[i].topic);
+        free(a[i].db);
+        free(a[i].table);
+        free(a[i].rule_id);
+        free(a[i].details);
+    }
+}
+
+static inline bool vt_avro_str(avro_value_t *rec, const char *name, char *out, size_t cap)
+{
+    avro_value_t f;
+    const char *s = NULL;
+    size_t n = 0;
+    if (avro_value_get_by_name(rec, name, &f, NULL) || avro_value_get_string(&f, &s, &n) || !s)
+        return false;
+    snprintf(out, cap, "%s", s);
+    return true;
+}
+
+/* The value branch of the ["null", T] field name, or false when it holds null. */
+static inline bool vt_avro_opt(avro_value_t *rec, const char *name, avro_value_t *branch)
+{
+    avro_value_t u;
+    int disc = 0;
+    if (avro_value_get_by_name(rec, name, &u, NULL) || avro_value_get_discriminant(&u, &disc) ||
+        disc == 0)
+        return false;
+    return avro_value_get_current_branch(&u, branch) == 0;
+}
+
+static inline char *vt_avro_opt_str(avro_value_t *rec, const char *name)
+{
+    avro_value_t b;
+    const char *s = NULL;
+    size_t n = 0;
+    if (!vt_avro_opt(rec, name, &b) || avro_value_get_string(&b, &s, &n) || !s)
+        return NULL;
+    return vt_dup(s, strlen(s) + 1);
+}
+
+/* Reads every committed record of the audit topic (read_committed) and decodes it with serde
+ * (which fetches the schema by the record's id). Returns the count (at most max), or -1 when
+ * the topic cannot be read or a record does not decode. */
+static inline int vt_audit_read(const char *bootstrap, kf_serde *serde, const char *topic,
+                                vt_audit *out, size_t max, int timeout_ms)
+{
+    vt_list l = {0};
+    if (!vt_read_topic(bootstrap, topic, &l, timeout_ms)) {
+        vt_list_free(&l);
+        return -1;
+    }
+    int n = 0;
+    for (size_t i = 0; i < l.n && (size_t)n < max; i++) {
+        vt_audit *a = &out[n];
+        memset(a, 0, sizeof(*a));
+        avro_value_t *v;
+        kf_error err;
+        if (!l.r[i].value ||
+            kf_serde_decode(serde, l.r[i].value, l.r[i].value_len, &a->schema_id, &v, &err)) {
+            vt_list_free(&l);
+            return -1;
+        }
+        snprintf(a->key, sizeof(a->key), "%.*s", (int)l.r[i].key_len,
+                 l.r[i].key ? (const char *)l.r[i].key : "");
+        avro_value_t f, b;
+        if (!vt_avro_str(v, "id", a->id, sizeof(a->id)) ||
+            avro_value_get_by_name(v, "ts_ms", &f, NULL) || avro_value_get_long(&f, &a->ts_ms) ||
+            !vt_avro_str(v, "program", a->program, sizeof(a->program)) ||
+            !vt_avro_str(v, "instance", a->instance, sizeof(a->instance)) ||
+            !vt_avro_str(v, "action", a->action, sizeof(a->action)) ||
+            !vt_avro_str(v, "level", a->level, sizeof(a->level)) ||
+            !vt_avro_str(v, "message", a->message, sizeof(a->message))) {
+            vt_list_free(&l);
+            return -1;
+        }
+        a->topic = vt_avro_opt_str(v, "topic");
+        a->db = vt_avro_opt_str(v, "db");
+        a->table = vt_avro_opt_str(v, "table");
+        a->rule_id = vt_avro_opt_str(v, "rule_id");
+        a->details = vt_avro_opt_str(v, "details");
+        if ((a->has_partition = vt_avro_opt(v, "partition", &b)))
+            avro_value_get_int(&b, &a->partition);
+        if ((a->has_offset = vt_avro_opt(v, "offset", &b)))
+            avro_value_get_long(&b, &a->offset);
+        if ((a->has_schema_id = vt_avro_opt(v, "schema_id", &b)))
+            avro_value_get_int(&b, &a->schema);
+        if ((a->has_count = vt_avro_opt(v, "count", &b)))
+            avro_value_get_long(&b, &a->count);
+        n++;
+    }
+    vt_list_free(&l);
+    return n;
+}
+
+/* True when s is a canonical version 4 UUID in lower case. */
+static inline bool vt_is_uuid_v4(const char *s)
+{
+    if (strlen(s) != 36 || s[14] != '4' || !strchr("89ab", s[19]))
+        return false;
+    for (size_t i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
+            return false;
+    }
+    return true;
+}
+
+/* Wall clock in ms since the epoch. */
+static inline int64_t vt_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Finds the record whose value equals (value, len); NULL when none. */

@@ -167,6 +167,12 @@ static const struct {
     {"contract: x\ncolumns:\n  q:\n    - {not_null: true, id: a}\n  r:\n    - {not_null: true, "
      "id: a}\n",
      "c.yaml:6: rule id \"a\" is already used at line 4"},
+    {"contract: x\ncolumns:\n  q:\n    - {not_null: true, id: kfleet.decode}\n",
+     "c.yaml:4: rule id \"kfleet.decode\" is reserved: ids starting with \"kfleet.\" belong to "
+     "kfleet"},
+    {"contract: kfleet\ndataset:\n  - min_rows: 1\n",
+     "c.yaml:3: rule id \"kfleet.min_rows\" is reserved: ids starting with \"kfleet.\" belong "
+     "to kfleet; rename the contract or give this rule an explicit id"},
     {"contract: x\ndataset:\n  - not_null\n", "c.yaml:3: unknown dataset rule \"not_null\""},
     {"contract: x\ndataset:\n  - min_rows: -1\n", "c.yaml:3: min_rows -1 is out of range"},
     {"contract: x\ndataset:\n  - max_rows: many\n", "c.yaml:3: max_rows must be an integer"},
