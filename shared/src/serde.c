@@ -20,11 +20,11 @@
 
 typedef struct serde_entry {
     int32_t id;
-    char *json;
+    const char *json; /* owned when json_owned, else the registry's cached copy */
+    bool json_owned;
     avro_schema_t schema;
     avro_value_iface_t *iface;
     avro_value_t dec;
-    bool has_enc;
     avro_value_t enc;
     bool codec_tried; /* compiled (or failed to) on first kf_serde_codec */
     kf_codec *codec;
@@ -110,7 +110,7 @@ static void entry_free(serde_entry *e)
     if (!e)
         return;
     kf_codec_destroy(e->codec);
-    if (e->has_enc)
+    if (e->enc.iface)
         avro_value_decref(&e->enc);
     if (e->dec.iface)
         avro_value_decref(&e->dec);
@@ -118,7 +118,8 @@ static void entry_free(serde_entry *e)
         avro_value_iface_decref(e->iface);
     if (e->schema)
         avro_schema_decref(e->schema);
-    free(e->json);
+    if (e->json_owned)
+        free((char *)e->json);
     free(e);
 }
 
@@ -183,9 +184,11 @@ void kf_serde_destroy(kf_serde *s)
     free(s);
 }
 
-/* Parses and caches schema_json under id; *out is the new entry. */
-static int entry_add(kf_serde *s, int32_t id, const char *schema_json, serde_entry **out,
-                     kf_error *err)
+/* Parses and caches schema_json under id; *out is the new entry. With borrow the text is the
+ * registry client's cached copy, which outlives this serde (kf_serde_new borrows the client):
+ * one copy of each schema text per process, not two. */
+static int entry_add(kf_serde *s, int32_t id, const char *schema_json, bool borrow,
+                     serde_entry **out, kf_error *err)
 {
     if ((s->count + 1) * 2 > s->nslots && table_grow(s) != KF_OK)
         return kf_error_set(err, KF_ERR_NOMEM, false, "could not cache schema id %d: out of memory",
@@ -196,7 +199,8 @@ static int entry_add(kf_serde *s, int32_t id, const char *schema_json, serde_ent
                             (int)id);
     e->id = id;
     int rc;
-    e->json = strdup(schema_json);
+    e->json = borrow ? schema_json : strdup(schema_json);
+    e->json_owned = !borrow;
     if (!e->json) {
         rc = kf_error_set(err, KF_ERR_NOMEM, false, "could not cache schema id %d: out of memory",
                           (int)id);
@@ -206,19 +210,6 @@ static int entry_add(kf_serde *s, int32_t id, const char *schema_json, serde_ent
         e->schema = NULL;
         rc = kf_error_set(err, KF_ERR_INVALID, false, "could not parse schema id %d: %s", (int)id,
                           avro_strerror());
-        goto out_free_entry;
-    }
-    e->iface = avro_generic_class_from_schema(e->schema);
-    if (!e->iface) {
-        rc = kf_error_set(err, KF_ERR_INVALID, false,
-                          "could not build value interface for schema id %d: %s", (int)id,
-                          avro_strerror());
-        goto out_free_entry;
-    }
-    if (avro_generic_value_new(e->iface, &e->dec) != 0) {
-        e->dec.iface = NULL;
-        rc = kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate value for schema id %d: %s",
-                          (int)id, avro_strerror());
         goto out_free_entry;
     }
     size_t i = slot_of(id, s->nslots);
@@ -233,6 +224,37 @@ static int entry_add(kf_serde *s, int32_t id, const char *schema_json, serde_ent
 out_free_entry:
     entry_free(e);
     return rc;
+}
+
+/* The generic value interface of an entry, built on first use: readers that only use the
+ * compiled codec never pay for it (a few kB per schema version, and workers see hundreds). */
+static int entry_iface(serde_entry *e, kf_error *err)
+{
+    if (e->iface)
+        return KF_OK;
+    e->iface = avro_generic_class_from_schema(e->schema);
+    if (!e->iface)
+        return kf_error_set(err, KF_ERR_INVALID, false,
+                            "could not build value interface for schema id %d: %s", (int)e->id,
+                            avro_strerror());
+    return KF_OK;
+}
+
+/* A generic value of the entry's schema in *v (iface NULL until made). */
+static int entry_value(serde_entry *e, avro_value_t *v, kf_error *err)
+{
+    if (v->iface)
+        return KF_OK;
+    int rc = entry_iface(e, err);
+    if (rc != KF_OK)
+        return rc;
+    if (avro_generic_value_new(e->iface, v) != 0) {
+        v->iface = NULL;
+        return kf_error_set(err, KF_ERR_NOMEM, false,
+                            "could not allocate value for schema id %d: %s", (int)e->id,
+                            avro_strerror());
+    }
+    return KF_OK;
 }
 
 /* Finds id in the cache, fetching it from the registry on first sight. */
@@ -255,7 +277,7 @@ static int entry_get(kf_serde *s, int32_t id, serde_entry **out, kf_error *err)
     if (rc != KF_OK)
         return kf_error_set(err, rc, rerr.retriable, "could not fetch schema id %d: %s", (int)id,
                             rerr.message);
-    return entry_add(s, id, json, out, err);
+    return entry_add(s, id, json, true, out, err);
 }
 
 int kf_serde_add_schema(kf_serde *s, int32_t id, const char *schema_json, kf_error *err)
@@ -271,7 +293,7 @@ int kf_serde_add_schema(kf_serde *s, int32_t id, const char *schema_json, kf_err
                             "cannot add schema id %d: a different schema is cached under that id",
                             (int)id);
     }
-    return entry_add(s, id, schema_json, &e, err);
+    return entry_add(s, id, schema_json, false, &e, err);
 }
 
 int kf_serde_register(kf_serde *s, const char *subject, const char *schema_json, int32_t *id_out,
@@ -312,13 +334,8 @@ int kf_serde_value(kf_serde *s, int32_t id, avro_value_t **value_out, kf_error *
     int rc = entry_get(s, id, &e, err);
     if (rc != KF_OK)
         return rc;
-    if (!e->has_enc) {
-        if (avro_generic_value_new(e->iface, &e->enc) != 0)
-            return kf_error_set(err, KF_ERR_NOMEM, false,
-                                "could not allocate value for schema id %d: %s", (int)id,
-                                avro_strerror());
-        e->has_enc = true;
-    }
+    if ((rc = entry_value(e, &e->enc, err)) != KF_OK)
+        return rc;
     *value_out = &e->enc;
     return KF_OK;
 }
@@ -646,6 +663,8 @@ int kf_serde_decode(kf_serde *s, const void *buf, size_t len, int32_t *id_out,
     serde_entry *e;
     rc = entry_get(s, id, &e, err);
     if (rc != KF_OK)
+        return rc;
+    if ((rc = entry_value(e, &e->dec, err)) != KF_OK)
         return rc;
     serde_reader r = {
         .p = payload,

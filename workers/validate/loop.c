@@ -714,8 +714,12 @@ static int vloop_open(vloop *v, kf_error *err)
     if (!v->admin)
         return err->code;
 
+    /* A transaction's first AddPartitionsToTxn is refused (CONCURRENT_TRANSACTIONS) while the
+     * coordinator still writes the previous one's markers, and librdkafka retries it after
+     * retry.backoff.ms: its default 100 ms put a 100 ms gap after every commit. */
+    const char *pdefaults[] = {"retry.backoff.ms", "10"};
     const char *pextra[] = {"transactional.id", cfg->transactional_id};
-    if (build_kv(cfg, NULL, 0, pextra, cfg->eos ? 1 : 0, &kv, &n) != KF_OK)
+    if (build_kv(cfg, pdefaults, 1, pextra, cfg->eos ? 1 : 0, &kv, &n) != KF_OK)
         return kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate client settings");
     kf_producer_options popts = {.max_in_flight = cfg->batch_size * 4 + 1000};
     v->p = kf_producer_new(kv, n, &popts, err);
@@ -725,10 +729,14 @@ static int vloop_open(vloop *v, kf_error *err)
     if (!(v->dlq = kf_dlq_new(v->p, cfg->prefix, cfg->worker, err)))
         return err->code;
 
-    /* Prefetch: librdkafka's 100000 records / 64 MiB per consumer queue made this worker
-     * 90 MB; 20000 records (~4 MB of 200-byte events) keep it under 50 MB, and as
-     * kf_consumer_poll_batch wakes a parked fetcher within a round trip, a queue of a tenth
-     * of a second of work does not starve the loop (same throughput in the benchmark). */
+    /* Prefetch: librdkafka's defaults (100000 records / 64 MiB queued, 50 MiB fetches) made
+     * this worker 90 MB. Queued records cost their share of a fetch buffer plus ~300 bytes of
+     * librdkafka bookkeeping each (not counted in queued.max.messages.kbytes), and a fetch
+     * buffer lives until its last record is destroyed; 1000 records per partition / 2 MiB
+     * queued and 1 MiB fetches (256 KiB per partition) keep the worker under 50 MB with the example
+     * contracts' 300000 keys of unique windows. kf_consumer_poll_batch wakes a parked fetcher
+     * within a round trip, so a queue of a few hundredths of a second of work does not starve the
+     * loop. */
     const char *cdefaults[] = {"group.id",
                                cfg->group,
                                "enable.auto.commit",
@@ -736,10 +744,15 @@ static int vloop_open(vloop *v, kf_error *err)
                                "isolation.level",
                                "read_committed",
                                "queued.min.messages",
-                               "20000",
+                               "1000",
                                "queued.max.messages.kbytes",
-                               "16384"};
-    if (build_kv(cfg, cdefaults, 5, NULL, 0, &kv, &n) != KF_OK)
+                               "2048",
+                               "fetch.max.bytes",
+                               "1048576",
+                               "max.partition.fetch.bytes",
+                               "262144"};
+    if (build_kv(cfg, cdefaults, sizeof(cdefaults) / sizeof(cdefaults[0]) / 2, NULL, 0, &kv, &n) !=
+        KF_OK)
         return kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate client settings");
     kf_consumer_options copts = {.hooks = {.on_assign = on_assign, .ctx = v}};
     v->c = kf_consumer_new(kv, n, &copts, err);

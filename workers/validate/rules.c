@@ -63,16 +63,16 @@ typedef struct __attribute__((packed)) cslot {
 
 typedef struct cmap {
     cslot *s;
-    size_t mask;
+    size_t cap;
 } cmap;
 
+/* Room for `entries` distinct keys at a load factor of at most 3/4 (linear probing stays
+ * short) without rounding up to a power of two, which would cost up to twice the memory: the
+ * home slot comes from a multiply-shift range reduction instead of a mask. */
 static int cmap_init(cmap *m, size_t entries)
 {
-    size_t cap = 16;
-    while (cap < entries * 2)
-        cap <<= 1;
-    m->s = calloc(cap, sizeof(*m->s));
-    m->mask = cap - 1;
+    m->cap = entries + entries / 3 + 16;
+    m->s = calloc(m->cap, sizeof(*m->s));
     return m->s ? KF_OK : KF_ERR_NOMEM;
 }
 
@@ -83,19 +83,24 @@ static void cmap_free(cmap *m)
 
 static size_t cmap_home(const cmap *m, uint64_t k)
 {
-    return (size_t)(k * 0x9E3779B97F4A7C15ull >> 7) & m->mask;
+    return (size_t)(((unsigned __int128)(k * 0x9E3779B97F4A7C15ull) * m->cap) >> 64);
+}
+
+static size_t cmap_next(const cmap *m, size_t i)
+{
+    return i + 1 == m->cap ? 0 : i + 1;
 }
 
 static size_t cmap_slot(const cmap *m, uint64_t k)
 {
     size_t i = cmap_home(m, k);
     while (m->s[i].key && m->s[i].key != k)
-        i = (i + 1) & m->mask;
+        i = cmap_next(m, i);
     return i;
 }
 
-/* Counts k once more and returns its count before. The map is sized for twice the entries
- * the ring can hold: it never fills. */
+/* Counts k once more and returns its count before. The map has room for every entry the ring
+ * can hold: it never fills. */
 static uint32_t cmap_add(cmap *m, uint64_t k)
 {
     if (!k)
@@ -115,7 +120,7 @@ static void cmap_dec(cmap *m, uint64_t k)
     if (--m->s[i].count)
         return;
     m->s[i].key = 0;
-    for (size_t j = (i + 1) & m->mask; m->s[j].key; j = (j + 1) & m->mask) {
+    for (size_t j = cmap_next(m, i); m->s[j].key; j = cmap_next(m, j)) {
         size_t h = cmap_home(m, m->s[j].key);
         /* move j back into the hole unless its home lies cyclically in (i, j] */
         bool stays = i <= j ? (h > i && h <= j) : (h > i || h <= j);
@@ -131,9 +136,9 @@ static void cmap_dec(cmap *m, uint64_t k)
 /* ---- unique window ---- */
 
 typedef struct uwin {
-    uint64_t *vh; /* value hash per ring entry */
-    uint64_t *ph; /* value+row hash per ring entry (0: no row identity) */
-    int64_t *ts;
+    uint64_t *vh;   /* value hash per ring entry */
+    uint64_t *ph;   /* value+row hash per ring entry (0: no row identity) */
+    int64_t *ts;    /* time per ring entry; NULL for a count window */
     size_t cap;     /* physical entries: logical + max_batch */
     size_t logical; /* entries in the window at most */
     int64_t window_ms;
@@ -150,10 +155,11 @@ static int uwin_init(uwin *u, const kf_rule *rule, size_t max_batch)
     u->cap = u->logical + max_batch;
     u->vh = calloc(u->cap, sizeof(*u->vh));
     u->ph = calloc(u->cap, sizeof(*u->ph));
-    u->ts = calloc(u->cap, sizeof(*u->ts));
-    if (!u->vh || !u->ph || !u->ts)
+    u->ts = u->window_ms > 0 ? calloc(u->cap, sizeof(*u->ts)) : NULL;
+    if (!u->vh || !u->ph || (u->window_ms > 0 && !u->ts))
         return KF_ERR_NOMEM;
-    if (cmap_init(&u->values, u->logical) != KF_OK || cmap_init(&u->pairs, u->logical) != KF_OK)
+    /* during a batch the ring holds up to cap entries before the oldest are evicted */
+    if (cmap_init(&u->values, u->cap) != KF_OK || cmap_init(&u->pairs, u->cap) != KF_OK)
         return KF_ERR_NOMEM;
     return KF_OK;
 }
@@ -188,7 +194,8 @@ static int uwin_add(uwin *u, uint64_t vh, uint64_t ph, int64_t ts, bool *dup)
     size_t h = (size_t)(u->head % u->cap);
     u->vh[h] = vh;
     u->ph[h] = ph;
-    u->ts[h] = ts;
+    if (u->ts)
+        u->ts[h] = ts;
     u->head++;
     return KF_OK;
 }
