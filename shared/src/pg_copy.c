@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kfleet/pg.h"
@@ -417,4 +418,516 @@ int kf_pg_type_parse(const char *t, kf_column *col)
         return KF_OK;
     }
     return KF_ERR_NOT_FOUND;
+}
+
+/* ---- COPY binary format ---- */
+
+/* Days and microseconds from 1970-01-01 to Postgres' epoch, 2000-01-01. */
+#define PG_EPOCH_DAYS INT64_C(10957)
+#define PG_EPOCH_US   (PG_EPOCH_DAYS * US_PER_DAY)
+
+/* Numeric's external sign words and the most digits a decimal string may carry here. */
+#define NUMERIC_POS     0x0000
+#define NUMERIC_NEG     0x4000
+#define NUMERIC_NAN     0xC000
+#define NUMERIC_PINF    0xD000
+#define NUMERIC_NINF    0xF000
+#define NUMERIC_DIGITS  4000
+#define NUMERIC_MAX_EXP 100000
+
+const char kf_pg_copy_bin_header[KF_PG_COPY_BIN_HEADER_LEN] = {
+    'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0', 0, 0, 0, 0, 0, 0, 0, 0};
+
+kf_pg_bin kf_pg_bin_of_oid(unsigned int oid)
+{
+    switch (oid) {
+    case 21:
+        return KF_PG_BIN_INT2;
+    case 23:
+        return KF_PG_BIN_INT4;
+    case 20:
+        return KF_PG_BIN_INT8;
+    case 700:
+        return KF_PG_BIN_FLOAT4;
+    case 701:
+        return KF_PG_BIN_FLOAT8;
+    case 1700:
+        return KF_PG_BIN_NUMERIC;
+    case 16:
+        return KF_PG_BIN_BOOL;
+    case 25:   /* text */
+    case 1043: /* varchar */
+    case 1042: /* bpchar */
+    case 114:  /* json: its binary form is its text */
+        return KF_PG_BIN_TEXT;
+    case 17:
+        return KF_PG_BIN_BYTEA;
+    case 1082:
+        return KF_PG_BIN_DATE;
+    case 1114:
+        return KF_PG_BIN_TIMESTAMP;
+    case 2950:
+        return KF_PG_BIN_UUID;
+    case 3802:
+        return KF_PG_BIN_JSONB;
+    default:
+        return KF_PG_BIN_NONE;
+    }
+}
+
+kf_pg_bin kf_pg_bin_of_column(const kf_column *col)
+{
+    switch (col->type) {
+    case KF_COL_SMALLINT:
+        return KF_PG_BIN_INT2;
+    case KF_COL_INT:
+        return KF_PG_BIN_INT4;
+    case KF_COL_BIGINT:
+        return KF_PG_BIN_INT8;
+    case KF_COL_FLOAT:
+        return KF_PG_BIN_FLOAT4;
+    case KF_COL_DOUBLE:
+        return KF_PG_BIN_FLOAT8;
+    case KF_COL_DECIMAL:
+        return KF_PG_BIN_NUMERIC;
+    case KF_COL_BOOL:
+        return KF_PG_BIN_BOOL;
+    case KF_COL_TEXT:
+    case KF_COL_VARCHAR:
+        return KF_PG_BIN_TEXT;
+    case KF_COL_BYTES:
+        return KF_PG_BIN_BYTEA;
+    case KF_COL_DATE:
+        return KF_PG_BIN_DATE;
+    case KF_COL_TIMESTAMP:
+        return KF_PG_BIN_TIMESTAMP;
+    case KF_COL_UUID:
+        return KF_PG_BIN_UUID;
+    case KF_COL_JSON:
+        return KF_PG_BIN_JSONB;
+    case KF_COL_TIMESTAMPTZ:
+        break;
+    }
+    return KF_PG_BIN_NONE;
+}
+
+bool kf_pg_bin_accepts(kf_pg_bin bin, const kf_column *from)
+{
+    kf_coltype t = from->type;
+    bool integer = t == KF_COL_SMALLINT || t == KF_COL_INT || t == KF_COL_BIGINT;
+    switch (bin) {
+    case KF_PG_BIN_INT2:
+    case KF_PG_BIN_INT4:
+    case KF_PG_BIN_INT8:
+        return integer;
+    case KF_PG_BIN_FLOAT4:
+        return t == KF_COL_FLOAT;
+    case KF_PG_BIN_FLOAT8:
+        return t == KF_COL_FLOAT || t == KF_COL_DOUBLE;
+    case KF_PG_BIN_NUMERIC:
+        return t == KF_COL_DECIMAL || integer;
+    case KF_PG_BIN_BOOL:
+        return t == KF_COL_BOOL;
+    case KF_PG_BIN_TEXT:
+        return kf_coltype_rep(t) == KF_REP_STRING;
+    case KF_PG_BIN_BYTEA:
+        return t == KF_COL_BYTES;
+    case KF_PG_BIN_DATE:
+        return t == KF_COL_DATE;
+    case KF_PG_BIN_TIMESTAMP:
+        return t == KF_COL_TIMESTAMP;
+    case KF_PG_BIN_UUID:
+        return t == KF_COL_UUID || t == KF_COL_TEXT || t == KF_COL_VARCHAR;
+    case KF_PG_BIN_JSONB:
+        return t == KF_COL_JSON || t == KF_COL_TEXT || t == KF_COL_VARCHAR;
+    case KF_PG_BIN_NONE:
+        break;
+    }
+    return false;
+}
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    put_be32(p, (uint32_t)(v >> 32));
+    put_be32(p + 4, (uint32_t)v);
+}
+
+/* Appends a field of n bytes (length word and value), value from src (NULL: left for the
+ * caller to fill, at the returned pointer). */
+static uint8_t *bin_field(kf_buf *b, const void *src, size_t n, kf_error *err)
+{
+    if (n > INT32_MAX) {
+        kf_error_set(err, KF_ERR_INVALID, false, "value of %zu bytes is too large", n);
+        return NULL;
+    }
+    if (grow(b, 4 + n, err) < 0)
+        return NULL;
+    uint8_t *p = b->data + b->len;
+    put_be32(p, (uint32_t)n);
+    if (src && n > 0)
+        memcpy(p + 4, src, n);
+    b->len += 4 + n;
+    b->data[b->len] = '\0';
+    return p + 4;
+}
+
+static int bin_int(kf_buf *b, kf_pg_bin bin, int64_t v, kf_error *err)
+{
+    uint8_t *p;
+    if (bin == KF_PG_BIN_INT2) {
+        if (v < INT16_MIN || v > INT16_MAX)
+            return kf_error_set(err, KF_ERR_INVALID, false,
+                                "value \"%" PRId64 "\" is out of range for type smallint", v);
+        if (!(p = bin_field(b, NULL, 2, err)))
+            return err->code;
+        put_be16(p, (uint16_t)(int16_t)v);
+    } else if (bin == KF_PG_BIN_INT4) {
+        if (v < INT32_MIN || v > INT32_MAX)
+            return kf_error_set(err, KF_ERR_INVALID, false,
+                                "value \"%" PRId64 "\" is out of range for type integer", v);
+        if (!(p = bin_field(b, NULL, 4, err)))
+            return err->code;
+        put_be32(p, (uint32_t)(int32_t)v);
+    } else {
+        if (!(p = bin_field(b, NULL, 8, err)))
+            return err->code;
+        put_be64(p, (uint64_t)v);
+    }
+    return KF_OK;
+}
+
+static int numeric_syntax(const char *s, size_t len, kf_error *err)
+{
+    return kf_error_set(err, KF_ERR_INVALID, false,
+                        "invalid input syntax for type numeric: \"%.*s\"", len > 64 ? 64 : (int)len,
+                        s);
+}
+
+static bool word_is(const char *s, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    if (len != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] | 0x20) != (word[i] | 0x20))
+            return false;
+    return true;
+}
+
+/* Appends decimal text (sign, digits, point, exponent; NaN and Infinity as numeric_in takes
+ * them) as a numeric field: base-10000 digits aligned at the point, the display scale the
+ * text gives. Rounding to the column's scale, and its precision, are Postgres' (as with
+ * text). */
+static int bin_numeric(kf_buf *b, const char *s, size_t len, kf_error *err)
+{
+    const char *text = s;
+    size_t text_len = len;
+    while (len > 0 && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
+        s++, len--;
+    while (len > 0 &&
+           (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' || s[len - 1] == '\r'))
+        len--;
+    uint16_t sign = NUMERIC_POS;
+    bool signed_ = len > 0 && (*s == '-' || *s == '+');
+    if (signed_) {
+        if (*s == '-')
+            sign = NUMERIC_NEG;
+        s++, len--;
+    }
+    uint16_t special = 0;
+    if (word_is(s, len, "nan") && !signed_)
+        special = NUMERIC_NAN;
+    else if (word_is(s, len, "infinity") || word_is(s, len, "inf"))
+        special = sign == NUMERIC_NEG ? NUMERIC_NINF : NUMERIC_PINF;
+    if (special) {
+        uint8_t *p = bin_field(b, NULL, 8, err);
+        if (!p)
+            return err->code;
+        put_be16(p, 0);
+        put_be16(p + 2, 0);
+        put_be16(p + 4, special);
+        put_be16(p + 6, 0);
+        return KF_OK;
+    }
+    /* the significant digits, and the decimal exponent of the last one */
+    char digits[NUMERIC_DIGITS];
+    size_t nd = 0, i = 0;
+    long frac = 0;
+    bool any = false, point = false;
+    for (; i < len; i++) {
+        char c = s[i];
+        if (c >= '0' && c <= '9') {
+            any = true;
+            if (nd == 0 && c == '0') {
+                if (point)
+                    frac++;
+                continue;
+            }
+            if (nd == sizeof(digits))
+                return kf_error_set(err, KF_ERR_INVALID, false,
+                                    "numeric value has more than %d digits", NUMERIC_DIGITS);
+            digits[nd++] = c;
+            if (point)
+                frac++;
+        } else if (c == '.' && !point) {
+            point = true;
+        } else {
+            break;
+        }
+    }
+    if (!any)
+        return numeric_syntax(text, text_len, err);
+    long exp10 = 0;
+    if (i < len) {
+        if ((s[i] | 0x20) != 'e' || i + 1 >= len)
+            return numeric_syntax(text, text_len, err);
+        i++;
+        bool eneg = s[i] == '-';
+        if (s[i] == '-' || s[i] == '+')
+            i++;
+        if (i >= len)
+            return numeric_syntax(text, text_len, err);
+        for (; i < len; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                return numeric_syntax(text, text_len, err);
+            exp10 = exp10 * 10 + (s[i] - '0');
+            if (exp10 > NUMERIC_MAX_EXP)
+                return kf_error_set(err, KF_ERR_INVALID, false, "value overflows numeric format");
+        }
+        if (eneg)
+            exp10 = -exp10;
+    }
+    /* value = digits * 10^(exp10 - frac); dscale as numeric_in computes it */
+    long scale = frac - exp10;
+    long dscale = scale > 0 ? scale : 0;
+    if (dscale > 0x3FFF)
+        return kf_error_set(err, KF_ERR_INVALID, false, "value overflows numeric format");
+    if (nd == 0) {
+        uint8_t *p = bin_field(b, NULL, 8, err);
+        if (!p)
+            return err->code;
+        put_be16(p, 0);
+        put_be16(p + 2, 0);
+        put_be16(p + 4, NUMERIC_POS);
+        put_be16(p + 6, (uint16_t)dscale);
+        return KF_OK;
+    }
+    /* position of each digit: digit k (0-based from the left) has decimal exponent
+     * e_k = (nd - 1 - k) - scale; group it by floor(e_k / 4) */
+    long e_first = (long)nd - 1 - scale;
+    long g_first = e_first >= 0 ? e_first / 4 : -((-e_first + 3) / 4);
+    long e_last = -scale;
+    long g_last = e_last >= 0 ? e_last / 4 : -((-e_last + 3) / 4);
+    long ngroups = g_first - g_last + 1;
+    if (g_first > INT16_MAX || g_first < INT16_MIN || ngroups > 0x7FFF)
+        return kf_error_set(err, KF_ERR_INVALID, false, "value overflows numeric format");
+    uint8_t *p = bin_field(b, NULL, 8 + 2 * (size_t)ngroups, err);
+    if (!p)
+        return err->code;
+    put_be16(p, (uint16_t)ngroups);
+    put_be16(p + 2, (uint16_t)(int16_t)g_first);
+    put_be16(p + 4, sign);
+    put_be16(p + 6, (uint16_t)dscale);
+    memset(p + 8, 0, 2 * (size_t)ngroups);
+    static const int pow10[4] = {1, 10, 100, 1000};
+    for (size_t k = 0; k < nd; k++) {
+        long e = (long)(nd - 1 - k) - scale;
+        long g = e >= 0 ? e / 4 : -((-e + 3) / 4);
+        long at = g_first - g; /* group index from the most significant */
+        int within = (int)(e - g * 4);
+        uint8_t *w = p + 8 + 2 * at;
+        unsigned v = (unsigned)(w[0] << 8 | w[1]) + (unsigned)(digits[k] - '0') * pow10[within];
+        put_be16(w, (uint16_t)v);
+    }
+    return KF_OK;
+}
+
+static int bin_timestamp(kf_buf *b, const kf_column *col, int64_t v, kf_error *err)
+{
+    int64_t us;
+    switch (col->time_precision) {
+    case 3:
+        if (v > INT64_MAX / 1000 || v < INT64_MIN / 1000)
+            return kf_error_set(err, KF_ERR_INVALID, false, "timestamp %" PRId64 " out of range",
+                                v);
+        us = v * 1000;
+        break;
+    case 9:
+        us = v / 1000 - (v % 1000 < 0);
+        break;
+    default:
+        us = v;
+    }
+    if (us < PG_TS_MIN_US)
+        return kf_error_set(err, KF_ERR_INVALID, false, "timestamp out of range: %" PRId64, v);
+    uint8_t *p = bin_field(b, NULL, 8, err);
+    if (!p)
+        return err->code;
+    /* us >= PG_TS_MIN_US: no overflow; the result stays below Postgres' end of time */
+    put_be64(p, (uint64_t)(us - PG_EPOCH_US));
+    return KF_OK;
+}
+
+static int bin_uuid(kf_buf *b, const char *s, size_t len, kf_error *err)
+{
+    if (!kf_pg_uuid_valid(s, len))
+        return kf_error_set(err, KF_ERR_INVALID, false,
+                            "invalid input syntax for type uuid: \"%.*s\"",
+                            len > 64 ? 64 : (int)len, s);
+    uint8_t *p = bin_field(b, NULL, 16, err);
+    if (!p)
+        return err->code;
+    size_t n = 0;
+    for (size_t i = 0; i < len && n < 32; i++) {
+        int h = hexval(s[i]);
+        if (h < 0)
+            continue;
+        if (n % 2 == 0)
+            p[n / 2] = (uint8_t)(h << 4);
+        else
+            p[n / 2] |= (uint8_t)h;
+        n++;
+    }
+    return KF_OK;
+}
+
+static int bin_string(kf_buf *b, kf_pg_bin bin, const kf_column *col, const kf_cell *cell,
+                      kf_error *err)
+{
+    const char *s = cell->v.s.ptr;
+    size_t len = cell->v.s.len;
+    if (memchr(s, '\0', len))
+        return kf_error_set(err, KF_ERR_INVALID, false, "text contains a NUL byte");
+    switch (bin) {
+    case KF_PG_BIN_TEXT:
+        return bin_field(b, s, len, err) ? KF_OK : err->code;
+    case KF_PG_BIN_UUID:
+        return bin_uuid(b, s, len, err);
+    case KF_PG_BIN_JSONB: {
+        uint8_t *p = bin_field(b, NULL, len + 1, err);
+        if (!p)
+            return err->code;
+        p[0] = 1; /* jsonb's binary format version, then the text */
+        memcpy(p + 1, s, len);
+        return KF_OK;
+    }
+    case KF_PG_BIN_NUMERIC:
+        if (col->type == KF_COL_DECIMAL)
+            return bin_numeric(b, s, len, err);
+        break;
+    default:
+        break;
+    }
+    return kind_mismatch(col, cell, err);
+}
+
+int kf_pg_copy_bin_cell(kf_buf *b, kf_pg_bin bin, const kf_column *col, const kf_cell *cell,
+                        kf_error *err)
+{
+    char buf[2600];
+    uint8_t *p;
+    switch (cell->kind) {
+    case KF_CELL_NULL:
+        if (grow(b, 4, err) < 0)
+            return err->code;
+        put_be32(b->data + b->len, UINT32_MAX); /* -1: null */
+        b->len += 4;
+        b->data[b->len] = '\0';
+        return KF_OK;
+    case KF_CELL_INT:
+        if (bin == KF_PG_BIN_DATE && col->type == KF_COL_DATE) {
+            if (cell->v.i < PG_DATE_MIN_DAYS || cell->v.i >= PG_DATE_END_DAYS)
+                return kf_error_set(err, KF_ERR_INVALID, false, "date out of range: %" PRId64,
+                                    cell->v.i);
+            if (!(p = bin_field(b, NULL, 4, err)))
+                return err->code;
+            put_be32(p, (uint32_t)(int32_t)(cell->v.i - PG_EPOCH_DAYS));
+            return KF_OK;
+        }
+        if (bin == KF_PG_BIN_TIMESTAMP && col->type == KF_COL_TIMESTAMP)
+            return bin_timestamp(b, col, cell->v.i, err);
+        if (col->type != KF_COL_SMALLINT && col->type != KF_COL_INT && col->type != KF_COL_BIGINT)
+            break;
+        if (bin == KF_PG_BIN_INT2 || bin == KF_PG_BIN_INT4 || bin == KF_PG_BIN_INT8)
+            return bin_int(b, bin, cell->v.i, err);
+        if (bin == KF_PG_BIN_NUMERIC) {
+            size_t n = fmt_int(buf, cell->v.i);
+            return bin_numeric(b, buf, n, err);
+        }
+        break;
+    case KF_CELL_DOUBLE: {
+        if (col->type != KF_COL_FLOAT && col->type != KF_COL_DOUBLE)
+            break;
+        double d = cell->v.d;
+        if (bin == KF_PG_BIN_FLOAT8 && col->type == KF_COL_FLOAT && isfinite(d)) {
+            /* a float into a double column: the value the text form (9 digits) gives, so both
+             * formats store the same double */
+            snprintf(buf, sizeof(buf), "%.9g", d);
+            d = strtod(buf, NULL);
+        }
+        if (bin == KF_PG_BIN_FLOAT8) {
+            uint64_t bits;
+            memcpy(&bits, &d, sizeof(bits));
+            if (!(p = bin_field(b, NULL, 8, err)))
+                return err->code;
+            put_be64(p, bits);
+            return KF_OK;
+        }
+        if (bin == KF_PG_BIN_FLOAT4 && col->type == KF_COL_FLOAT) {
+            float f = (float)d;
+            if (isinf(f) && !isinf(d))
+                return kf_error_set(err, KF_ERR_INVALID, false,
+                                    "\"%.17g\" is out of range for type real", d);
+            uint32_t bits;
+            memcpy(&bits, &f, sizeof(bits));
+            if (!(p = bin_field(b, NULL, 4, err)))
+                return err->code;
+            put_be32(p, bits);
+            return KF_OK;
+        }
+        break;
+    }
+    case KF_CELL_BOOL:
+        if (col->type != KF_COL_BOOL || bin != KF_PG_BIN_BOOL)
+            break;
+        if (!(p = bin_field(b, NULL, 1, err)))
+            return err->code;
+        p[0] = cell->v.b ? 1 : 0;
+        return KF_OK;
+    case KF_CELL_STRING:
+        if (kf_coltype_rep(col->type) != KF_REP_STRING && col->type != KF_COL_DECIMAL)
+            break;
+        if (col->type == KF_COL_UUID && bin == KF_PG_BIN_TEXT &&
+            !kf_pg_uuid_valid(cell->v.s.ptr, cell->v.s.len))
+            return kf_error_set(err, KF_ERR_INVALID, false,
+                                "invalid input syntax for type uuid: \"%.*s\"",
+                                cell->v.s.len > 64 ? 64 : (int)cell->v.s.len, cell->v.s.ptr);
+        return bin_string(b, bin, col, cell, err);
+    case KF_CELL_BYTES:
+        if (col->type == KF_COL_DECIMAL && bin == KF_PG_BIN_NUMERIC) {
+            int rc = kf_decimal_format((const uint8_t *)cell->v.s.ptr, cell->v.s.len, col->scale,
+                                       buf, sizeof(buf), err);
+            if (rc < 0)
+                return rc;
+            return bin_numeric(b, buf, strlen(buf), err);
+        }
+        if (col->type != KF_COL_BYTES || bin != KF_PG_BIN_BYTEA)
+            break;
+        return bin_field(b, cell->v.s.ptr, cell->v.s.len, err) ? KF_OK : err->code;
+    }
+    return kind_mismatch(col, cell, err);
 }

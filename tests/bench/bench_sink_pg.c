@@ -1,6 +1,7 @@
 /* Benchmark: kfleet-sink-pg loading N change events from Kafka into a Postgres table against
  * psql loading the same N rows from a CSV file (\copy; and \copy into a temp table plus one
- * INSERT ... ON CONFLICT for 50 % updates), alternating in the same run; median ratios. */
+ * INSERT ... ON CONFLICT for 50 % updates), alternating in the same run; median ratios, and
+ * the sink's peak resident set. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -354,11 +355,30 @@ typedef struct sink_opts {
     int batch;
 } sink_opts;
 
+/* VmHWM of a running process: the peak resident set since its exec, in kB. */
+static long peak_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        die("could not read the sink's peak resident set");
+    long kb = -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kb = strtol(line + 6, NULL, 10);
+    fclose(f);
+    if (kb < 0)
+        die("could not read the sink's peak resident set");
+    return kb;
+}
+
 /* Runs the sink until its sync markers cover the whole topic, stops it with SIGTERM and
  * returns records/s from its closing "run summary" line (first record batched to last
- * commit); *batches gets the transactions it committed. */
+ * commit); *batches gets the transactions it committed, *rss_kb its peak resident set while
+ * loading. */
 static double run_sink(PGconn *c, const sink_opts *o, const char *topic, long n, int kind,
-                       int round, long *batches)
+                       int round, long *batches, long *rss_kb)
 {
     char log[256], group[128], a[7][640];
     snprintf(log, sizeof(log), "/tmp/kfleet-bench-sink-pg-%ld-%d-%d.log", (long)getpid(), kind,
@@ -413,6 +433,9 @@ static double run_sink(PGconn *c, const sink_opts *o, const char *topic, long n,
             break;
         usleep(100000);
     }
+    /* the peak of the sink's own address space (wait4's ru_maxrss would count this process's
+     * memory too: the child had it until its exec) */
+    *rss_kb = peak_rss_kb(pid);
     kill(pid, SIGTERM);
     int status;
     if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -569,6 +592,7 @@ int main(int argc, char **argv)
     double *kfl = calloc((size_t)(NKINDS * pairs), sizeof(double));
     double *ratio = calloc((size_t)(NKINDS * pairs), sizeof(double));
     double *nbatch = calloc((size_t)(NKINDS * pairs), sizeof(double));
+    long rss[NKINDS] = {0};
     if (!peer || !kfl || !ratio || !nbatch)
         die("out of memory");
     for (int kind = 0; kind < NKINDS; kind++) {
@@ -583,9 +607,13 @@ int main(int argc, char **argv)
                     peer[at] = run_psql(dsn, table, kind, in.csv[kind], n);
                     digest(c, table, dp, sizeof(dp));
                 } else {
-                    long nb;
-                    kfl[at] = run_sink(c, &so, in.topic[kind], n, kind, i, &nb);
+                    long nb, kb;
+                    kfl[at] = run_sink(c, &so, in.topic[kind], n, kind, i, &nb, &kb);
                     nbatch[at] = (double)nb;
+                    if (kb > rss[kind])
+                        rss[kind] = kb;
+                    fprintf(stderr, "%s pair %d: kfleet-sink-pg peak RSS %.1f MB\n",
+                            kind_name[kind], i + 1, (double)kb / 1024.0);
                     digest(c, table, dk, sizeof(dk));
                 }
             }
@@ -607,19 +635,19 @@ int main(int argc, char **argv)
         mp[kind] = median(peer + kind * pairs, pairs);
         mr[kind] = median(ratio + kind * pairs, pairs);
     }
-    printf("%-10s %-16s %12s %12s %8s  %s\n", "case", "kfleet commits", "kfleet rows/s",
-           "psql rows/s", "ratio", "psql does");
+    printf("%-10s %-16s %12s %12s %8s %10s  %s\n", "case", "kfleet commits", "kfleet rows/s",
+           "psql rows/s", "ratio", "kfleet MB", "psql does");
     for (int kind = 0; kind < NKINDS; kind++)
-        printf("%-10s %-16.0f %12.0f %12.0f %8.3f  %s\n", kind_name[kind], mb[kind], mk[kind],
-               mp[kind], mr[kind],
+        printf("%-10s %-16.0f %12.0f %12.0f %8.3f %10.1f  %s\n", kind_name[kind], mb[kind],
+               mk[kind], mp[kind], mr[kind], (double)rss[kind] / 1024.0,
                kind == INSERTS ? "\\copy into the table"
                                : "\\copy into a temp table + INSERT ... ON CONFLICT");
     printf("rows %ld (upserts: %ld updates of preloaded keys, %ld inserts), %zu B Avro values, "
            "%zu B CSV rows, %d partitions, sink.batch.size %d, sink.batch.max.rows and "
-           ".max.bytes and sink.flush.interval at their defaults (50000, 8 MiB, 1s); median "
-           "of %d alternating pairs (goal >= 0.8)\n"
-           "kfleet-sink-pg: first record batched to last commit (its run summary); psql: sum "
-           "of \\timing of its statements\n",
+           ".max.bytes, sink.flush.interval and sink.copy.format at their defaults (50000, 4 MiB, "
+           "1s, binary); median of %d alternating pairs (goal >= 0.8)\n"
+           "kfleet-sink-pg: first record batched to last commit (its run summary), peak RSS "
+           "of its runs (goal <= 50 MB); psql: sum of \\timing of its statements\n",
            n, n / 2, n - n / 2, in.value_bytes, in.csv_bytes, PARTITIONS, batch, pairs);
     if (out) {
         mkdirs(out);
@@ -629,7 +657,8 @@ int main(int argc, char **argv)
         fprintf(f,
                 "{\"benchmark\":\"sink_pg\",\"rows\":%ld,\"value_bytes\":%zu,\"csv_row_bytes\":"
                 "%zu,\"partitions\":%d,\"batch_size\":%d,\"batch_max_rows\":50000,"
-                "\"batch_max_bytes\":8388608,\"flush_interval_ms\":1000,"
+                "\"batch_max_bytes\":4194304,\"flush_interval_ms\":1000,"
+                "\"copy_format\":\"binary\","
                 "\"kfleet_rate\":\"first record batched to last commit\","
                 "\"peer_rate\":\"sum of psql \\\\timing of its statements\",\"goal\":0.8,"
                 "\"cases\":{",
@@ -645,8 +674,9 @@ int main(int argc, char **argv)
             }
             fprintf(f,
                     "],\"kfleet_rows_per_s\":%.1f,\"kfleet_transactions\":%.0f,"
-                    "\"peer_rows_per_s\":%.1f,\"ratio\":%.4f,\"peer\":\"%s\"}",
-                    mk[kind], mb[kind], mp[kind], mr[kind],
+                    "\"kfleet_peak_rss_kb\":%ld,\"peer_rows_per_s\":%.1f,\"ratio\":%.4f,"
+                    "\"peer\":\"%s\"}",
+                    mk[kind], mb[kind], rss[kind], mp[kind], mr[kind],
                     kind == INSERTS ? "psql \\\\copy into the table"
                                     : "psql \\\\copy into a temp table + INSERT ON CONFLICT");
         }

@@ -5,7 +5,9 @@
  * values that do not convert become null and land in error_log; a Debezium-shaped topic;
  * names crafted to inject SQL; a backlog applied in few large transactions and a trickle at
  * once; connections terminated while batches are in flight on the writer thread; a missing
- * target schema created; batches refused for a non-data reason retried. */
+ * target schema created; batches refused for a non-data reason retried; COPY straight into the
+ * table falling back to the upsert when it meets existing keys; conversions alike in binary
+ * and text COPY. */
 #include "kf_test_env.h"
 
 #include <errno.h>
@@ -463,52 +465,155 @@ static void emit_inserts(fx *f, int from, int to)
     }
 }
 
-/* Insert-only stream into a table whose trigger counts updates: a change applied twice would
- * be an ON CONFLICT update. Kill -9 the worker repeatedly while it loads. */
-static void kill9_is_exactly_once(void **state)
+/* Insert-only stream of n rows into a table whose trigger counts updates: a change applied
+ * twice would be an ON CONFLICT update (a COPY straight into the table meeting its own rows
+ * falls back to the upsert). Kill -9 the worker repeatedly while it loads. */
+static void kill9_rounds(const char *name, int n, const char *const *more)
 {
-    (void)state;
+    /* a killed worker stays in the group until its session times out: keep that short */
+    const char *extra[8] = {"kafka.session.timeout.ms=6000", "kafka.heartbeat.interval.ms=1000"};
+    for (size_t i = 0; more && more[i] && i < 5; i++)
+        extra[2 + i] = more[i];
     fx f;
-    fx_init(&f, "kill", ORDERS, 3);
+    fx_init(&f, name, ORDERS, 3);
     PGconn *c = pg("KFLEET_PG_DSN");
     char sql[1024];
     create_counted_table(c, f.table);
-    const int n = 30000;
     emit_inserts(&f, 1, n);
     fx_flush(&f);
-    const char *extra[] = {"sink.batch.size=50", "sink.batch.max.rows=50", NULL};
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
     char got[32];
     for (int round = 0; round < 5; round++) {
+        pg_value(c, sql, got, sizeof(got));
         pid_t pid = sink_start(&f, extra);
         /* kill in the middle of the stream: once this round made progress */
-        long target = (long)(round + 1) * n / 7;
-        for (int waited = 0; waited < WAIT_MS; waited += 10) {
+        long target = atol(got) + n / 8;
+        for (int waited = 0; waited < WAIT_MS; waited += 5) {
             pg_value(c, sql, got, sizeof(got));
             if (atol(got) >= target)
                 break;
-            usleep(10000);
+            usleep(5000);
         }
         assert_int_equal(sink_stop(pid, SIGKILL), 128 + SIGKILL);
         pg_value(c, sql, got, sizeof(got));
         fprintf(stderr, "round %d: %s rows after kill -9\n", round, got);
         assert_true(atol(got) < n);
     }
+    char runs[1024], before[32], expect[32];
+    snprintf(runs, sizeof(runs), "SELECT count(*) FROM kfleet_meta.sync_runs WHERE group_id = '%s'",
+             f.group);
+    pg_value(c, runs, before, sizeof(before));
     pid_t pid = sink_start(&f, extra);
-    char expect[32];
     snprintf(expect, sizeof(expect), "%d", n);
     wait_for(c, sql, expect);
     /* the run has started (its sync_runs row exists) before it is asked to stop */
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM kfleet_meta.sync_runs WHERE group_id = '%s'",
-             f.group);
-    wait_for(c, sql, "6");
+    snprintf(expect, sizeof(expect), "%ld", atol(before) + 1);
+    wait_for(c, runs, expect);
     snprintf(sql, sizeof(sql), "SELECT n FROM \"%s_updates\"", f.table);
     pg_value(c, sql, got, sizeof(got));
     assert_string_equal(got, "0");
     snprintf(sql, sizeof(sql), "SELECT sum(qty) FROM \"%s\"", f.table);
     pg_value(c, sql, got, sizeof(got));
     assert_int_equal(atoll(got), (long long)n * (n + 1) / 2);
+    snprintf(sql, sizeof(sql),
+             "SELECT sum(next_offset) FROM kfleet_meta.sync_markers WHERE group_id = '%s'",
+             f.group);
+    snprintf(expect, sizeof(expect), "%d", n);
+    wait_for(c, sql, expect);
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    PQfinish(c);
+    fx_free(&f);
+}
+
+/* Small batches: many commits for a kill to fall between. */
+static void kill9_is_exactly_once(void **state)
+{
+    (void)state;
+    const char *extra[] = {"sink.batch.size=50", "sink.batch.max.rows=50", NULL};
+    kill9_rounds("kill", 30000, extra);
+}
+
+/* The default batches: large binary COPYs straight into the table, applied by the writer
+ * thread while the next batch is decoded, killed mid-stream. */
+static void kill9_large_batches_is_exactly_once(void **state)
+{
+    (void)state;
+    kill9_rounds("killbig", 150000, NULL);
+}
+
+/* Sum of qty over ids from..to, qty = id + add. */
+static long long qty_sum(long from, long to, long add)
+{
+    return (long long)(from + to) * (to - from + 1) / 2 + (long long)add * (to - from + 1);
+}
+
+/* COPY straight into the table (insert-only batches) meets keys the table holds already: in
+ * the first batch of a backlog (rows inserted beforehand; the writer thread applies it), in a
+ * later run (keys created again; the loop applies the batch itself), and a key created twice
+ * in one batch (the last change wins, no conflict). Each time the batch goes the staging way
+ * in the same transaction: every row is there once with its last values, every conflicting
+ * key updated exactly once (the trigger counts updates), nothing in the DLQ. */
+static void insert_fast_path_falls_back(void **state)
+{
+    (void)state;
+    fx f;
+    fx_init(&f, "fast", ORDERS, 3);
+    PGconn *c = pg("KFLEET_PG_DSN");
+    char sql[1024], expect[64], got[32];
+    create_counted_table(c, f.table);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO \"%s\" SELECT g, 'pre', 0 FROM generate_series(1, 200) g", f.table);
+    pg_exec(c, sql);
+    const int n = 6000;
+    emit_inserts(&f, 1, n);
+    fx_flush(&f);
+    const char *extra[] = {"sink.batch.size=500", "sink.batch.max.rows=2000", NULL};
+    pid_t pid = sink_start(&f, extra);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) || '|' || sum(qty) || '|' || count(*) FILTER (WHERE name = 'pre') "
+             "FROM \"%s\"",
+             f.table);
+    snprintf(expect, sizeof(expect), "%d|%lld|0", n, qty_sum(1, n, 0));
+    wait_for(c, sql, expect);
+    snprintf(sql, sizeof(sql), "SELECT n FROM \"%s_updates\"", f.table);
+    pg_value(c, sql, got, sizeof(got));
+    assert_string_equal(got, "200");
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+
+    /* a second run: ids 5901..6100 created (again, for the first hundred) and 7000 twice */
+    for (int id = 5901; id <= 6100; id++) {
+        char q[24];
+        snprintf(q, sizeof(q), "%d", id + 1000000);
+        const char *vals[2] = {"again", q};
+        emit(&f, KF_OP_CREATE, id, vals);
+    }
+    const char *first[2] = {"first", "1"}, *last[2] = {"last", "2"};
+    emit(&f, KF_OP_CREATE, 7000, first);
+    emit(&f, KF_OP_CREATE, 7000, last);
+    fx_flush(&f);
+    pid = sink_start(&f, extra);
+    snprintf(sql, sizeof(sql), "SELECT count(*) || '|' || sum(qty) FROM \"%s\"", f.table);
+    snprintf(expect, sizeof(expect), "%d|%lld", 6101,
+             qty_sum(1, 5900, 0) + qty_sum(5901, 6100, 1000000) + 2);
+    wait_for(c, sql, expect);
+    snprintf(sql, sizeof(sql), "SELECT name FROM \"%s\" WHERE id = 7000", f.table);
+    pg_value(c, sql, got, sizeof(got));
+    assert_string_equal(got, "last");
+    snprintf(sql, sizeof(sql), "SELECT n FROM \"%s_updates\"", f.table);
+    pg_value(c, sql, got, sizeof(got));
+    assert_string_equal(got, "300");
+    /* every message is covered by the markers, and nothing was quarantined */
+    snprintf(sql, sizeof(sql),
+             "SELECT sum(next_offset) FROM kfleet_meta.sync_markers WHERE group_id = '%s'",
+             f.group);
+    snprintf(expect, sizeof(expect), "%d", n + 202);
+    wait_for(c, sql, expect);
+    assert_int_equal(sink_stop(pid, SIGTERM), 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT sum(dlq_records) || '|' || count(*) FROM kfleet_meta.sync_runs WHERE "
+             "group_id = '%s' AND status = 'stopped'",
+             f.group);
+    wait_for(c, sql, "0|2");
     PQfinish(c);
     fx_free(&f);
 }
@@ -793,6 +898,68 @@ static void unconvertible_values_become_null(void **state)
     wait_for(c, sql, "0");
     PQfinish(c);
     fx_free(&f);
+}
+
+/* Values that do not convert, in a table the sink writes by binary COPY (no timestamptz) and
+ * in one it is told to write as text: the same rows and the same error_log entries, whether
+ * the sink refused the value itself (a malformed uuid, a date out of range) or Postgres did
+ * (broken json, a varchar too long), in which case the refused field is made null in the
+ * binary row and the COPY repeated. */
+static void conversions_alike_in_binary_and_text(void **state)
+{
+    (void)state;
+    static const col_spec cols[] = {
+        {"id", "bigint", false, 1}, {"u", "uuid", true, 0},       {"d", "date", true, 0},
+        {"doc", "jsonb", true, 0},  {"v", "varchar(5)", true, 0}, {"n", "text", true, 0},
+    };
+    const char *good_u = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+    const char *rows[][5] = {
+        {good_u, "19000", "{\"a\": 1}", "five5", "ok"},
+        {"not-a-uuid", "19000", "{\"a\": 2}", "v", "ok"},
+        {good_u, "2147000000", "{\"a\": 3}", "v", "ok"},
+        {good_u, "19000", "{broken", "v", "ok"},
+        {good_u, "19000", "{\"a\": 5}", "sixsix", "ok"},
+        {"{zz}", "19000", "[1, 2", "v", "ok"},
+        {good_u, "19000", "{\"a\": 7}", "v", "ok"},
+    };
+    const char *formats[] = {"sink.copy.format=binary", "sink.copy.format=text"};
+    PGconn *c = pg("KFLEET_PG_DSN");
+    for (int k = 0; k < 2; k++) {
+        fx f;
+        fx_init(&f, k == 0 ? "conv_bin" : "conv_txt", cols, 6);
+        for (int i = 0; i < 7; i++)
+            emit(&f, KF_OP_CREATE, i + 1, rows[i]);
+        fx_flush(&f);
+        const char *extra[] = {formats[k], NULL};
+        pid_t pid = sink_start(&f, extra);
+        char sql[1024];
+        snprintf(sql, sizeof(sql),
+                 "SELECT string_agg(id || ':' || (u IS NULL)::int || (d IS NULL)::int || "
+                 "(doc IS NULL)::int || (v IS NULL)::int || n, ',' ORDER BY id) FROM \"%s\"",
+                 f.table);
+        wait_for(c, sql, "1:0000ok,2:1000ok,3:0100ok,4:0010ok,5:0001ok,6:1010ok,7:0000ok");
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM \"%s\" WHERE id = 1 AND u = '%s' AND d = '2022-01-08' AND "
+                 "doc = '{\"a\": 1}' AND v = 'five5'",
+                 f.table, good_u);
+        wait_for(c, sql, "1");
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM kfleet_meta.error_log WHERE table_name = '%s' AND ("
+                 "(column_name = 'u' AND error LIKE '%%invalid input syntax for type uuid%%') OR "
+                 "(column_name = 'd' AND error LIKE '%%date out of range%%') OR "
+                 "(column_name = 'doc' AND error LIKE '%%json%%') OR "
+                 "(column_name = 'v' AND error LIKE '%%too long%%'))",
+                 f.table);
+        wait_for(c, sql, "6");
+        assert_int_equal(sink_stop(pid, SIGTERM), 0);
+        snprintf(sql, sizeof(sql),
+                 "SELECT dlq_records FROM kfleet_meta.sync_runs WHERE group_id = '%s' ORDER BY "
+                 "id DESC",
+                 f.group);
+        wait_for(c, sql, "0");
+        fx_free(&f);
+    }
+    PQfinish(c);
 }
 
 /* Restarts the stack's Postgres (pg_ctl restart -m fast, as the data directory's owner) and
@@ -1455,7 +1622,10 @@ int main(void)
         cmocka_unit_test_teardown(injection_is_harmless, kill_leftover),
         cmocka_unit_test_teardown(postgres_disconnects_lose_nothing, kill_leftover),
         cmocka_unit_test_teardown(kill9_is_exactly_once, kill_leftover),
+        cmocka_unit_test_teardown(kill9_large_batches_is_exactly_once, kill_leftover),
+        cmocka_unit_test_teardown(insert_fast_path_falls_back, kill_leftover),
         cmocka_unit_test_teardown(unconvertible_values_become_null, kill_leftover),
+        cmocka_unit_test_teardown(conversions_alike_in_binary_and_text, kill_leftover),
         cmocka_unit_test_teardown(postgres_restart_loses_nothing, kill_leftover),
         cmocka_unit_test_teardown(two_workers_share_a_group, kill_leftover),
         cmocka_unit_test_teardown(debezium_topic_is_applied, kill_leftover),

@@ -19,6 +19,21 @@
 
 static const kf_cell null_cell = {.kind = KF_CELL_NULL};
 
+/* One debug line per applied batch: how it went in and where its time went (filling it,
+ * including any wait for the batch before; applying it). */
+static void log_batch(const char *msg, const sink_table *t, const char *way, size_t nrecs,
+                      int64_t first_ms, int64_t t0, int64_t done_ms)
+{
+    if (!kf_log_enabled(KF_LOG_DEBUG))
+        return;
+    char n[24], fill[24], apply[24];
+    snprintf(n, sizeof(n), "%zu", nrecs);
+    snprintf(fill, sizeof(fill), "%" PRId64, t0 - first_ms);
+    snprintf(apply, sizeof(apply), "%" PRId64, done_ms - t0);
+    kf_log(KF_LOG_DEBUG, msg, "table", t->name, "way", way, "records", n, "fill_ms", fill,
+           "apply_ms", apply, (char *)NULL);
+}
+
 /* ---- partitions ---- */
 
 static sink_part *part_of(sink *s, const rd_kafka_message_t *msg, kf_error *err)
@@ -122,10 +137,10 @@ static int add_rec(sink_table *t, rd_kafka_message_t *msg, sink_part *part, size
             t->parts = p;
             t->cap_parts = ncap;
         }
-        t->parts[t->nparts++] = (sink_batch_part){part, 0, NULL};
+        t->parts[t->nparts++] = (sink_batch_part){part, 0};
     }
     t->parts[k].next = msg->offset + 1;
-    t->parts[k].last = msg;
+    part->seen = msg->offset + 1;
     /* last change per key wins */
     if (len > 0)
         hash_put(t, idx);
@@ -148,17 +163,24 @@ static void clear_batch(sink_table *t)
 }
 
 /* Whether more records are already waiting: unread ones in the inbox, a last poll that filled
- * its room, or a partition of t's batch whose high watermark lies beyond the batch. */
+ * its room, or an assigned partition of t whose high watermark lies beyond the records taken
+ * from it (whether or not the batch holds any of them: a fetcher librdkafka parked brings
+ * them a little later). */
 static bool backlog(const sink *s, const sink_table *t)
 {
     if (s->inbox_waiting > 0 || s->poll_full)
         return true;
-    for (size_t k = 0; k < t->nparts; k++) {
-        const sink_part *p = t->parts[k].part;
+    for (size_t k = 0; k < s->nparts; k++) {
+        const sink_part *p = s->parts[k];
+        if (p->table != t || !atomic_load(&p->assigned))
+            continue;
+        int64_t at = atomic_load(&p->marker);
+        if (p->seen > at)
+            at = p->seen;
         int64_t lo, hi;
         if (rd_kafka_get_watermark_offsets(p->rk, p->topic, p->partition, &lo, &hi) ==
                 RD_KAFKA_RESP_ERR_NO_ERROR &&
-            hi > t->parts[k].next)
+            hi > at && hi > lo)
             return true;
     }
     return false;
@@ -235,9 +257,11 @@ static int log_conversion(sink *s, sink_table *t, const rd_kafka_message_t *msg,
 
 /* ---- encoding ---- */
 
-/* Appends the COPY line of one change: key fields, the other fields (null for a delete), and
- * the _kf_del flag. cells[p] is the value for staging position p (NULL entries: null). On a
- * key that cannot be encoded, the line is removed and KF_ERR_INVALID returned. */
+/* Appends the COPY row of one change: key fields, the other fields (null for a delete), and
+ * the _kf_del flag; a text line, or a binary tuple without its field count (the sender writes
+ * it: one more field than the destination has). cells[p] is the value for staging position
+ * p (NULL entries: null). On a key that cannot be encoded, the row is removed and
+ * KF_ERR_INVALID returned. */
 static int encode_line(sink *s, sink_table *t, const rd_kafka_message_t *msg,
                        const kf_column *const *cols, const kf_cell *const *cells, bool del,
                        size_t *keylen, kf_error *err)
@@ -245,17 +269,18 @@ static int encode_line(sink *s, sink_table *t, const rd_kafka_message_t *msg,
     size_t start = t->rows.len;
     int rc;
     for (size_t p = 0; p < t->ncols; p++) {
-        if (p > 0 && (rc = kf_pg_buf_append(&t->rows, "\t", 1)) < 0)
+        if (p > 0 && !t->binary && (rc = kf_pg_buf_append(&t->rows, "\t", 1)) < 0)
             return GROW_ERR(rc, err);
         if (p == t->npk)
             *keylen = t->rows.len - start;
         const kf_cell *cell = cells[p] ? cells[p] : &null_cell;
         if (del && p >= t->npk && s->cfg->deletion == SINK_DELETE_HARD)
             cell = &null_cell;
+        const kf_column *col = cols[p] ? cols[p] : kf_table_column(t->target, 0);
         size_t before = t->rows.len;
         kf_error cerr;
-        rc = kf_pg_copy_cell(&t->rows, cols[p] ? cols[p] : kf_table_column(t->target, 0), cell,
-                             &cerr);
+        rc = t->binary ? kf_pg_copy_bin_cell(&t->rows, t->bin[p], col, cell, &cerr)
+                       : kf_pg_copy_cell(&t->rows, col, cell, &cerr);
         if (rc == KF_ERR_INVALID) {
             t->rows.len = before;
             if (p < t->npk) {
@@ -266,17 +291,119 @@ static int encode_line(sink *s, sink_table *t, const rd_kafka_message_t *msg,
             const kf_column *dc = kf_table_column(t->target, (size_t)t->stage_col[p]);
             if ((rc = log_conversion(s, t, msg, dc->name, cerr.message, err)) < 0)
                 return rc;
-            rc = kf_pg_buf_append(&t->rows, "\\N", 2);
+            rc = t->binary ? kf_pg_copy_bin_cell(&t->rows, t->bin[p], col, &null_cell, &cerr)
+                           : kf_pg_buf_append(&t->rows, "\\N", 2);
         }
         if (rc < 0)
             return GROW_ERR(rc, err);
     }
     if (t->ncols == t->npk)
         *keylen = t->rows.len - start;
-    if ((rc = kf_pg_buf_puts(&t->rows, del ? "\tt\n" : "\tf\n")) < 0)
+    if (t->binary)
+        rc = kf_pg_buf_append(&t->rows, del ? "\0\0\0\1\1" : "\0\0\0\1\0", 5);
+    else
+        rc = kf_pg_buf_puts(&t->rows, del ? "\tt\n" : "\tf\n");
+    if (rc < 0)
         return GROW_ERR(rc, err);
     t->has_del |= del;
     return KF_OK;
+}
+
+/* Bytes of the _kf_del flag at the end of a row ("\tf\n", or the binary field), which COPY
+ * straight into the destination leaves out (a text line keeps its newline). */
+#define FLAG_TEXT   3
+#define FLAG_BINARY 5
+/* COPY data is sent in CopyData messages of about this size, not one per row */
+#define CHUNK_BYTES 65536
+
+static int chunk_flush(PGconn *conn, kf_buf *chunk, kf_error *err)
+{
+    if (chunk->len > 0 && PQputCopyData(conn, (const char *)chunk->data, (int)chunk->len) != 1) {
+        kf_pg_result_error(err, conn, NULL, "could not send COPY data");
+        err->retriable = true;
+        return KF_ERR_PG;
+    }
+    chunk->len = 0;
+    return KF_OK;
+}
+
+static int chunk_put(PGconn *conn, kf_buf *chunk, const void *p, size_t n, kf_error *err)
+{
+    int rc;
+    if (chunk->len > 0 && chunk->len + n > CHUNK_BYTES && (rc = chunk_flush(conn, chunk, err)) < 0)
+        return rc;
+    if ((rc = kf_pg_buf_append(chunk, p, n)) < 0)
+        return GROW_ERR(rc, err);
+    return KF_OK;
+}
+
+/* The rows a COPY sends: the live ones among recs[idx[lo..hi)] (recs[lo..hi) when idx is
+ * NULL), taken from rows, binary tuples of ncols fields plus the flag or text lines. */
+typedef struct copy_rows {
+    const sink_rec *recs;
+    const size_t *idx;
+    size_t lo, hi;
+    const kf_buf *rows;
+    size_t ncols;
+    bool binary;
+} copy_rows;
+
+/* Sends the rows as COPY data (the connection is in COPY IN), without the flag field when
+ * strip (COPY straight into the destination); *n gets the number of rows sent. The caller
+ * ends the COPY. */
+static int send_rows(PGconn *conn, kf_buf *chunk, const copy_rows *cr, bool strip, long *n,
+                     kf_error *err)
+{
+    int rc;
+    chunk->len = 0;
+    *n = 0;
+    if (cr->binary &&
+        (rc = chunk_put(conn, chunk, kf_pg_copy_bin_header, KF_PG_COPY_BIN_HEADER_LEN, err)) < 0)
+        return rc;
+    size_t nfields = cr->ncols + (strip ? 0 : 1);
+    const uint8_t count[2] = {(uint8_t)(nfields >> 8), (uint8_t)nfields};
+    for (size_t k = cr->lo; k < cr->hi; k++) {
+        const sink_rec *r = &cr->recs[cr->idx ? cr->idx[k] : k];
+        if (!r->live)
+            continue;
+        const uint8_t *line = cr->rows->data + r->off;
+        size_t len = r->len;
+        if (cr->binary) {
+            if ((rc = chunk_put(conn, chunk, count, 2, err)) < 0 ||
+                (rc = chunk_put(conn, chunk, line, strip ? len - FLAG_BINARY : len, err)) < 0)
+                return rc;
+        } else if (strip) {
+            if ((rc = chunk_put(conn, chunk, line, len - FLAG_TEXT, err)) < 0 ||
+                (rc = chunk_put(conn, chunk, "\n", 1, err)) < 0)
+                return rc;
+        } else if ((rc = chunk_put(conn, chunk, line, len, err)) < 0) {
+            return rc;
+        }
+        (*n)++;
+    }
+    if (cr->binary && (rc = chunk_put(conn, chunk, KF_PG_COPY_BIN_TRAILER, 2, err)) < 0)
+        return rc;
+    return chunk_flush(conn, chunk, err);
+}
+
+/* Postgres refused binary COPY data as not of its column's binary form (SQLSTATE 22P03): the
+ * sink's idea of a column type was wrong. Never a record's fault, so never isolated. */
+static bool binary_refused(const char *state)
+{
+    return strcmp(state, "22P03") == 0;
+}
+
+/* Turns binary COPY off for t (the loop's thread only) and fails the batch so that it is read
+ * again from the sync markers and encoded as text. */
+static int refuse_binary(sink_table *t, kf_error *err)
+{
+    t->bin_off = true;
+    sink_table_unbind(t);
+    kf_log(KF_LOG_WARN, "Postgres refused binary COPY data, sending text from now on", "table",
+           t->name, "error", err->message, (char *)NULL);
+    return kf_error_set(err, KF_ERR_STATE, false,
+                        "table \"%s\" refused binary COPY data; re-reading from the sync markers",
+                        t->name);
 }
 
 /* ---- applying a batch ---- */
@@ -361,21 +488,35 @@ static int copy_error_at(const sink_table *t, const char *context, unsigned long
     return best;
 }
 
-/* Rewrites the COPY line of r with field p null (appending the new line to the row buffer). */
+/* Rewrites the COPY row of r with field p null (appending the new row to the row buffer). */
 static int null_field(sink_table *t, sink_rec *r, size_t p, kf_error *err)
 {
-    int rc = kf_buf_reserve(&t->rows, t->rows.len + r->len + 3);
+    int rc = kf_buf_reserve(&t->rows, t->rows.len + r->len + 4);
     if (rc < 0)
         return GROW_ERR(rc, err);
     const char *line = (const char *)t->rows.data + r->off;
-    size_t from = 0;
-    for (size_t k = 0; k < p; k++)
-        from = (size_t)((const char *)memchr(line + from, '\t', r->len - from) - line) + 1;
-    const char *tab = memchr(line + from, '\t', r->len - from);
-    size_t to = tab ? (size_t)(tab - line) : r->len - 1;
+    size_t from = 0, to;
+    if (t->binary) {
+        /* fields are a 4-byte big-endian length (-1: null) and that many bytes */
+        const uint8_t *u = (const uint8_t *)line;
+        for (size_t k = 0;; k++) {
+            uint32_t n = (uint32_t)u[from] << 24 | (uint32_t)u[from + 1] << 16 |
+                         (uint32_t)u[from + 2] << 8 | u[from + 3];
+            to = from + 4 + (n == UINT32_MAX ? 0 : n);
+            if (k == p)
+                break;
+            from = to;
+        }
+    } else {
+        for (size_t k = 0; k < p; k++)
+            from = (size_t)((const char *)memchr(line + from, '\t', r->len - from) - line) + 1;
+        const char *tab = memchr(line + from, '\t', r->len - from);
+        to = tab ? (size_t)(tab - line) : r->len - 1;
+    }
     size_t off = t->rows.len;
     if ((rc = kf_pg_buf_append(&t->rows, line, from)) < 0 ||
-        (rc = kf_pg_buf_append(&t->rows, "\\N", 2)) < 0 ||
+        (rc = kf_pg_buf_append(&t->rows, t->binary ? "\377\377\377\377" : "\\N",
+                               t->binary ? 4 : 2)) < 0 ||
         (rc = kf_pg_buf_append(&t->rows, (const char *)t->rows.data + r->off + to, r->len - to)) <
             0)
         return GROW_ERR(rc, err);
@@ -392,7 +533,7 @@ static int fix_copy_error(sink *s, sink_table *t, const size_t *idx, size_t lo, 
                           const PGresult *res, kf_error *err)
 {
     const char *state = kf_pg_sqlstate(res);
-    if (strncmp(state, "22", 2) != 0)
+    if (strncmp(state, "22", 2) != 0 || binary_refused(state))
         return 0;
     unsigned long line = 0;
     int p = copy_error_at(t, PQresultErrorField(res, PG_DIAG_CONTEXT), &line);
@@ -442,27 +583,22 @@ static int rows_step(sink *s, sink_table *t, const size_t *idx, size_t lo, size_
     *data = false;
     for (;;) {
         q->len = 0;
+        const char *fmt = t->binary ? " (FORMAT binary)" : "";
         if (truncate)
-            rc = kf_pg_buf_printf(q, "SAVEPOINT kf_rows; TRUNCATE %s; COPY %s FROM STDIN", stage,
-                                  stage);
+            rc = kf_pg_buf_printf(q, "SAVEPOINT kf_rows; TRUNCATE %s; COPY %s FROM STDIN%s", stage,
+                                  stage, fmt);
         else
-            rc = kf_pg_buf_printf(q, "SAVEPOINT kf_rows; COPY %s FROM STDIN", stage);
+            rc = kf_pg_buf_printf(q, "SAVEPOINT kf_rows; COPY %s FROM STDIN%s", stage, fmt);
         if (rc < 0)
             return GROW_ERR(rc, err);
         rc = run(s, (const char *)q->data, counts, 4, &copy, &failed, state, err);
         if (rc < 0 || !copy)
             return rc < 0 ? rc : kf_error_set(err, KF_ERR_PG, true, "COPY did not start");
         PGresult *res = NULL;
-        for (size_t k = lo; k < hi; k++) {
-            const sink_rec *r = &t->recs[idx ? idx[k] : k];
-            if (!r->live)
-                continue;
-            if (PQputCopyData(s->conn, (const char *)t->rows.data + r->off, (int)r->len) != 1) {
-                kf_pg_result_error(err, s->conn, NULL, "could not send COPY data");
-                err->retriable = true;
-                return KF_ERR_PG;
-            }
-        }
+        copy_rows cr = {t->recs, idx, lo, hi, &t->rows, t->ncols, t->binary};
+        long sent;
+        if ((rc = send_rows(s->conn, &s->chunk, &cr, false, &sent, err)) < 0)
+            return rc;
         rc = kf_pg_copy_send(s->conn, "", 0, &res, err);
         if (rc == KF_OK)
             break;
@@ -471,6 +607,8 @@ static int rows_step(sink *s, sink_table *t, const size_t *idx, size_t lo, size_
         PQclear(res);
         if (fixed < 0)
             return fixed;
+        if (binary_refused(state))
+            return refuse_binary(t, err);
         if (fixed == 0)
             goto out_failed;
         if (PQstatus(s->conn) != CONNECTION_OK)
@@ -499,7 +637,7 @@ static int rows_step(sink *s, sink_table *t, const size_t *idx, size_t lo, size_
     return KF_OK;
 
 out_failed:
-    *data = is_data_error(state);
+    *data = is_data_error(state) && !binary_refused(state);
     if (*data && PQstatus(s->conn) == CONNECTION_OK) {
         PGresult *rb = PQexec(s->conn, "ROLLBACK TO SAVEPOINT kf_rows");
         if (PQresultStatus(rb) != PGRES_COMMAND_OK)
@@ -539,32 +677,22 @@ static int isolate(sink *s, sink_table *t, const size_t *idx, size_t lo, size_t 
 /* A batch without deletes is first tried as a plain COPY into the destination, which is all
  * an insert-only stream needs (no staging, no upsert). A refusal (a key that exists already, a
  * value Postgres does not take) rolls back to the savepoint: returns 0 and the batch goes the
- * staging way; after a key that existed the next batches go that way directly. Returns 1 when
- * the rows are in. */
-static int fast_insert(sink *s, sink_table *t, const sink_rec *recs, size_t nrecs,
-                       const kf_buf *rows, bool *dup, long *ups, kf_error *err)
+ * staging way; after a key that existed (*dup) the next batches go that way directly. Binary
+ * data refused as such (*refused) is an error, not a refusal of the rows. Returns 1 when the
+ * rows are in. */
+static int fast_insert(sink *s, kf_buf *chunk, const sink_table *t, const copy_rows *cr, bool *dup,
+                       bool *refused, long *ups, kf_error *err)
 {
-    *dup = false;
+    *dup = *refused = false;
     int failed;
     char state[8];
     bool copy;
     int rc = run(s, (const char *)t->sql_copy.data, NULL, 0, &copy, &failed, state, err);
     if (rc < 0 || !copy)
         return rc < 0 ? rc : kf_error_set(err, KF_ERR_PG, true, "COPY did not start");
-    long n = 0;
-    for (size_t k = 0; k < nrecs; k++) {
-        const sink_rec *r = &recs[k];
-        if (!r->live)
-            continue;
-        /* the line without its _kf_del flag ("\tf") */
-        if (PQputCopyData(s->conn, (const char *)rows->data + r->off, (int)r->len - 3) != 1 ||
-            PQputCopyData(s->conn, "\n", 1) != 1) {
-            kf_pg_result_error(err, s->conn, NULL, "could not send COPY data");
-            err->retriable = true;
-            return KF_ERR_PG;
-        }
-        n++;
-    }
+    long n;
+    if ((rc = send_rows(s->conn, chunk, cr, true, &n, err)) < 0)
+        return rc;
     PGresult *res = NULL;
     rc = kf_pg_copy_send(s->conn, "", 0, &res, err);
     if (rc == KF_OK) {
@@ -573,7 +701,8 @@ static int fast_insert(sink *s, sink_table *t, const sink_rec *recs, size_t nrec
     }
     snprintf(state, sizeof(state), "%s", kf_pg_sqlstate(res));
     PQclear(res);
-    if (!is_data_error(state) || PQstatus(s->conn) != CONNECTION_OK)
+    *refused = binary_refused(state);
+    if (!is_data_error(state) || *refused || PQstatus(s->conn) != CONNECTION_OK)
         return rc;
     *dup = strcmp(state, "23505") == 0;
     PGresult *rb = PQexec(s->conn, "ROLLBACK TO SAVEPOINT kf_fast");
@@ -659,6 +788,31 @@ static int finish_step(sink *s, kf_buf *q, const sink_table *t, const sink_batch
     return rc;
 }
 
+/* After a commit: the partitions' markers move to the batch's next offsets, which are stored
+ * for the Kafka offset commit too (a position only; Postgres' markers are the truth). */
+static void committed(sink *s, const sink_batch_part *parts, size_t nparts)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)nparts);
+    for (size_t k = 0; k < nparts; k++) {
+        atomic_store(&parts[k].part->marker, parts[k].next);
+        if (list)
+            rd_kafka_topic_partition_list_add(list, parts[k].part->topic, parts[k].part->partition)
+                ->offset = parts[k].next;
+    }
+    if (!list) {
+        kf_log(KF_LOG_WARN, "could not store Kafka offsets", "error", "out of memory",
+               (char *)NULL);
+        return;
+    }
+    rd_kafka_resp_err_t code = rd_kafka_offsets_store(kf_consumer_handle(s->consumer), list);
+    for (int i = 0; i < list->cnt && code == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+        code = list->elems[i].err;
+    if (code != RD_KAFKA_RESP_ERR_NO_ERROR)
+        kf_log(KF_LOG_WARN, "could not store Kafka offsets", "error", rd_kafka_err2str(code),
+               (char *)NULL);
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
 /* ---- the writer thread ---- */
 
 /* COPY of the flight's live rows into staging, then the upsert and the delete. */
@@ -671,22 +825,20 @@ static int flight_staged(sink *s, sink_flight *f)
     bool copy;
     long counts[3] = {0};
     q->len = 0;
-    if ((rc = kf_pg_buf_printf(q, "COPY kf_stage_%zu FROM STDIN", t->index)) < 0)
+    if ((rc = kf_pg_buf_printf(q, "COPY kf_stage_%zu FROM STDIN%s", t->index,
+                               f->binary ? " (FORMAT binary)" : "")) < 0)
         return GROW_ERR(rc, &f->err);
     rc = run(s, (const char *)q->data, NULL, 0, &copy, &failed, state, &f->err);
     if (rc < 0 || !copy)
         return rc < 0 ? rc : kf_error_set(&f->err, KF_ERR_PG, true, "COPY did not start");
-    for (size_t k = 0; k < f->nrecs; k++) {
-        const sink_rec *r = &f->recs[k];
-        if (r->live &&
-            PQputCopyData(s->conn, (const char *)f->rows.data + r->off, (int)r->len) != 1) {
-            kf_pg_result_error(&f->err, s->conn, NULL, "could not send COPY data");
-            f->err.retriable = true;
-            return KF_ERR_PG;
-        }
-    }
+    copy_rows cr = {f->recs, NULL, 0, f->nrecs, &f->rows, f->ncols, f->binary};
+    long sent;
+    if ((rc = send_rows(s->conn, &f->chunk, &cr, false, &sent, &f->err)) < 0)
+        return rc;
     PGresult *res = NULL;
     rc = kf_pg_copy_send(s->conn, "", 0, &res, &f->err);
+    if (rc < 0)
+        f->bin_refused = binary_refused(kf_pg_sqlstate(res));
     PQclear(res);
     if (rc < 0)
         return rc;
@@ -713,22 +865,28 @@ static void *flight_main(void *arg)
     kf_buf *q = &f->sql;
     q->len = 0;
     int rc = kf_pg_buf_puts(q, "BEGIN;");
-    if (rc == KF_OK && f->need_stage)
+    if (rc == KF_OK && f->staged && f->need_stage)
         rc = kf_pg_buf_puts(q, (const char *)f->t->sql_stage.data);
     if (rc < 0)
         rc = GROW_ERR(rc, &f->err);
     else
         rc = run(s, (const char *)q->data, NULL, 0, NULL, &failed, state, &f->err);
-    if (rc == KF_OK && f->staged) {
-        rc = flight_staged(s, f);
-    } else if (rc == KF_OK) {
-        int fast = fast_insert(s, f->t, f->recs, f->nrecs, &f->rows, &f->dup, &f->ups, &f->err);
-        if (fast == 0)
-            rc = kf_error_set(&f->err, KF_ERR_STATE, false,
-                              "table \"%s\" refused a batch by COPY straight into it", f->t->name);
-        else if (fast < 0)
+    if (rc == KF_OK && !f->staged) {
+        copy_rows cr = {f->recs, NULL, 0, f->nrecs, &f->rows, f->ncols, f->binary};
+        int fast = fast_insert(s, &f->chunk, f->t, &cr, &f->dup, &f->bin_refused, &f->ups, &f->err);
+        if (fast < 0)
             rc = fast;
+        else if (fast == 0) {
+            /* refused (a key that exists already, a value Postgres does not take), and rolled
+             * back to its savepoint: the staging way, in the same transaction */
+            f->staged = true;
+            if (f->need_stage)
+                rc = run(s, (const char *)f->t->sql_stage.data, NULL, 0, NULL, &failed, state,
+                         &f->err);
+        }
     }
+    if (rc == KF_OK && f->staged)
+        rc = flight_staged(s, f);
     if (rc == KF_OK)
         rc = finish_step(s, &f->sql, f->t, f->parts, f->nparts, NULL, 0, &f->err);
     if (rc < 0)
@@ -741,18 +899,27 @@ static void *flight_main(void *arg)
 
 /* Whether t's batch may go to the writer: rows with nothing else to write (no DDL, truncate
  * or error_log rows), no flight of the table failed lately, and more records are waiting to be
- * decoded meanwhile. An insert-only batch of a table whose last batch went in by COPY straight
- * goes that way again; any other takes the staging way (*staged). */
+ * decoded meanwhile. A batch with deletes, or of a table whose straight COPY met a key that
+ * existed lately, takes the staging way (*staged); an insert-only one is first tried by COPY
+ * straight into the table, and the writer goes the staging way if that is refused. */
 static bool flight_fits(const sink *s, const sink_table *t, size_t live, bool *staged)
 {
     if (live == 0 || t->sync_skip > 0 || t->truncate || t->nerrors > 0 || t->bound_id == -1 ||
         t->sql_ddl.len > 0 || !backlog(s, t))
         return false;
-    /* an insert-only batch due to try COPY straight again tries it here, learning the way */
-    if (!t->fast_ok && t->fast_skip == 0 && !t->has_del)
-        return false;
-    *staged = !(t->fast_ok && t->fast_skip == 0 && !t->has_del);
+    *staged = t->has_del || t->fast_skip > 0;
     return true;
+}
+
+/* The writer needs no message: a failed flight is read again from the sync markers, and the
+ * Kafka offsets to store are the batch's next offsets. The messages (and the fetch buffers
+ * they keep alive) go now rather than after the commit. */
+static void flight_release(sink_flight *f)
+{
+    for (size_t i = 0; i < f->nrecs; i++) {
+        rd_kafka_message_destroy(f->recs[i].msg);
+        f->recs[i].msg = NULL;
+    }
 }
 
 #define SWAP(type, a, b)                                                                           \
@@ -767,7 +934,10 @@ static void flight_start(sink *s, sink_table *t, bool staged)
 {
     sink_flight *f = &s->flight;
     f->staged = staged;
-    f->need_stage = staged && t->stage_gen != s->conn_gen;
+    f->need_stage = t->stage_gen != s->conn_gen;
+    f->binary = t->binary;
+    f->ncols = t->ncols;
+    f->bin_refused = false;
     f->has_del = t->has_del;
     t->has_del = false;
     if (staged && t->fast_skip > 0)
@@ -787,6 +957,7 @@ static void flight_start(sink *s, sink_table *t, bool staged)
     t->rows.len = 0;
     t->msg_bytes = 0;
     memset(t->hash, 0xff, t->hash_cap * sizeof(*t->hash));
+    flight_release(f);
     atomic_store(&f->done, false);
     if (pthread_create(&f->thread, NULL, flight_main, s) != 0) {
         /* no thread to be had: apply it here, collected the same way */
@@ -800,21 +971,20 @@ static void flight_collect(sink *s, bool wait)
     sink_flight *f = &s->flight;
     if (!f->t || (!wait && !atomic_load(&f->done)))
         return;
+    int64_t join_at = kf_retry_now_ms();
     if (!pthread_equal(f->thread, pthread_self()))
         pthread_join(f->thread, NULL);
+    if (kf_log_enabled(KF_LOG_DEBUG) && kf_retry_now_ms() - join_at > 0) {
+        char w[24];
+        snprintf(w, sizeof(w), "%" PRId64, kf_retry_now_ms() - join_at);
+        kf_log(KF_LOG_DEBUG, "waited for the writer", "ms", w, (char *)NULL);
+    }
     sink_table *t = f->t;
     f->t = NULL;
     if (f->rc == KF_OK) {
         if (f->staged)
             t->stage_gen = s->conn_gen;
-        for (size_t k = 0; k < f->nparts; k++) {
-            sink_batch_part *bp = &f->parts[k];
-            atomic_store(&bp->part->marker, bp->next);
-            kf_error serr;
-            if (kf_consumer_store_offset(s->consumer, bp->last, &serr) < 0)
-                kf_log(KF_LOG_WARN, "could not store a Kafka offset", "error", serr.message,
-                       (char *)NULL);
-        }
+        committed(s, f->parts, f->nparts);
         kf_counter_inc(t->m.upserted, (uint64_t)f->ups);
         kf_counter_inc(t->m.deleted, (uint64_t)f->dels);
         s->n_upserted += (uint64_t)f->ups;
@@ -824,12 +994,20 @@ static void flight_collect(sink *s, bool wait)
         if (s->first_batch_ms == 0)
             s->first_batch_ms = f->first_ms;
         s->last_commit_ms = f->commit_ms;
+        if (f->dup)
+            t->fast_skip = FAST_SKIP_BATCHES;
         kf_histogram_observe(t->m.duration, (double)(f->commit_ms - f->t0) / 1000.0);
+        log_batch("batch committed by the writer", t, f->staged ? "staged" : "copy", f->nrecs,
+                  f->first_ms, f->t0, f->commit_ms);
     } else {
         /* the batches decoded meanwhile follow the failed one: all is read again */
         if (f->dup)
             t->fast_skip = FAST_SKIP_BATCHES;
-        t->fast_ok = false;
+        if (f->bin_refused) {
+            t->bin_off = true;
+            kf_log(KF_LOG_WARN, "Postgres refused binary COPY data, sending text from now on",
+                   "table", t->name, "error", f->err.message, (char *)NULL);
+        }
         /* the loop applies the next batches itself, isolating what Postgres refuses */
         t->sync_skip = SYNC_SKIP_BATCHES;
         t->stage_gen = -1;
@@ -839,7 +1017,8 @@ static void flight_collect(sink *s, bool wait)
                "table", t->name, "error", f->err.message, (char *)NULL);
     }
     for (size_t i = 0; i < f->nrecs; i++)
-        rd_kafka_message_destroy(f->recs[i].msg);
+        if (f->recs[i].msg)
+            rd_kafka_message_destroy(f->recs[i].msg);
     f->nrecs = 0;
     f->nparts = 0;
     f->rows.len = 0;
@@ -862,7 +1041,27 @@ void sink_apply_free(sink *s)
     free(s->flight.parts);
     kf_buf_free(&s->flight.rows);
     kf_buf_free(&s->flight.sql);
+    kf_buf_free(&s->flight.chunk);
     memset(&s->flight, 0, sizeof(s->flight));
+}
+
+/* Waits until every record sent to the DLQ so far is in Kafka: quarantined records (when
+ * decoding, or isolated from a batch Postgres refused) must be there before the sync markers
+ * move past them. */
+static int dlq_settle(sink *s, kf_error *err)
+{
+    uint64_t n = kf_dlq_count(s->dlq);
+    if (n == s->dlq_settled)
+        return KF_OK;
+    int rc = kf_producer_flush(s->producer, 30000, err);
+    if (rc < 0)
+        return rc;
+    if (kf_producer_failed(s->producer, err)) {
+        err->code = KF_ERR_FATAL;
+        return KF_ERR_FATAL;
+    }
+    s->dlq_settled = n;
+    return KF_OK;
 }
 
 static int flush_table(sink *s, sink_table *t, kf_error *err)
@@ -892,6 +1091,8 @@ static int flush_table(sink *s, sink_table *t, kf_error *err)
     }
     bool staged = false;
     if (flight_fits(s, t, live, &staged)) {
+        if ((rc = dlq_settle(s, err)) < 0)
+            return rc;
         flight_start(s, t, staged);
         return KF_OK;
     }
@@ -899,21 +1100,24 @@ static int flush_table(sink *s, sink_table *t, kf_error *err)
         t->sync_skip--;
     long ups = 0, dels = 0;
     bool data = false;
-    uint64_t dlq_before = kf_dlq_count(s->dlq);
     if ((rc = begin_step(s, t, err)) < 0)
         goto out_rollback;
     int fast = 0;
     if (live > 0 && !t->has_del && !t->truncate) {
-        bool dup = false;
+        bool dup = false, refused = false;
         if (t->fast_skip > 0)
             t->fast_skip--;
-        else if ((fast = fast_insert(s, t, t->recs, t->nrecs, &t->rows, &dup, &ups, err)) < 0) {
+        else if ((fast = fast_insert(
+                      s, &s->chunk, t,
+                      &(copy_rows){t->recs, NULL, 0, t->nrecs, &t->rows, t->ncols, t->binary}, &dup,
+                      &refused, &ups, err)) < 0) {
+            if (refused)
+                fast = refuse_binary(t, err);
             rc = fast;
             goto out_rollback;
         }
         if (dup)
             t->fast_skip = FAST_SKIP_BATCHES;
-        t->fast_ok = fast == 1;
     }
     if (live > 0 && !fast) {
         rc = rows_step(s, t, NULL, 0, t->nrecs, false, &ups, &dels, &data, err);
@@ -940,30 +1144,15 @@ static int flush_table(sink *s, sink_table *t, kf_error *err)
         if (rc < 0)
             goto out_rollback;
     }
-    if (kf_dlq_count(s->dlq) != dlq_before) {
-        /* quarantined records must be in Kafka before their offsets are committed */
-        if ((rc = kf_producer_flush(s->producer, 30000, err)) < 0)
-            goto out_rollback;
-        if (kf_producer_failed(s->producer, err)) {
-            rc = KF_ERR_FATAL;
-            err->code = KF_ERR_FATAL;
-            goto out_rollback;
-        }
-    }
+    if ((rc = dlq_settle(s, err)) < 0)
+        goto out_rollback;
     if ((rc = finish_step(s, &s->sql, t, t->parts, t->nparts, &t->errors, t->nerrors, err)) < 0)
         goto out_rollback;
 
     t->stage_gen = s->conn_gen;
     s->n_batches++;
     bool had_ddl = t->bound_id != -1 && t->sql_ddl.len > 0;
-    for (size_t k = 0; k < t->nparts; k++) {
-        sink_batch_part *bp = &t->parts[k];
-        atomic_store(&bp->part->marker, bp->next);
-        kf_error serr;
-        if (kf_consumer_store_offset(s->consumer, bp->last, &serr) < 0)
-            kf_log(KF_LOG_WARN, "could not store a Kafka offset", "error", serr.message,
-                   (char *)NULL);
-    }
+    committed(s, t->parts, t->nparts);
     kf_counter_inc(t->m.upserted, (uint64_t)ups);
     kf_counter_inc(t->m.deleted, (uint64_t)dels);
     s->n_upserted += (uint64_t)ups;
@@ -973,6 +1162,8 @@ static int flush_table(sink *s, sink_table *t, kf_error *err)
         s->first_batch_ms = t->first_ms;
     s->last_commit_ms = kf_retry_now_ms();
     kf_histogram_observe(t->m.duration, (double)(kf_retry_now_ms() - t0) / 1000.0);
+    log_batch("batch committed", t, fast == 1 ? "copy" : "staged", t->nrecs, t->first_ms, t0,
+              s->last_commit_ms);
     clear_batch(t);
     if (had_ddl) {
         kf_counter_inc(t->m.ddl, 1);
@@ -1216,8 +1407,18 @@ int sink_apply_message(sink *s, rd_kafka_message_t *msg, bool *taken, kf_error *
     rc = kf_event_reader_decode(s->reader, msg->payload, msg->len, &ev, err);
     bool schema_change = rc == KF_OK && ev.op != KF_OP_TOMBSTONE && ev.op != KF_OP_TRUNCATE &&
                          t->nrecs > 0 && t->bound_id != ev.schema_id && t->bound_id != -1;
+    /* Partitions of an evolving table reach a new schema version at different times and are
+     * read interleaved: events of a version the batch's destination already covers join the
+     * batch (kfleet's events carry their key; Debezium's take it from the key schema, bound
+     * per value schema, so they flush). */
+    if (schema_change && kf_table_npk(ev.table) > 0) {
+        int jrc = sink_table_join(t, ev.schema_id, ev.table, err);
+        if (jrc < 0)
+            return jrc;
+        schema_change = jrc == 0;
+    }
     if (batch_full(s, t) || schema_change) {
-        /* a batch holds one schema: flush before the first event of another one */
+        /* a batch is bound to one destination shape: flush before an event that changes it */
         int frc = flush_table(s, t, err);
         if (frc < 0)
             return frc;

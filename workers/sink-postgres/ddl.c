@@ -148,7 +148,7 @@ int sink_table_refresh(sink *s, sink_table *t, kf_error *err)
         s->conn,
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
         " COALESCE((SELECT k.n FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(att, n)"
-        " WHERE k.att = a.attnum), 0)"
+        " WHERE k.att = a.attnum), 0), a.atttypid"
         " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
         " JOIN pg_namespace n ON n.oid = c.relnamespace"
         " LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary"
@@ -162,10 +162,17 @@ int sink_table_refresh(sink *s, sink_table *t, kf_error *err)
     }
     kf_table *shape = NULL;
     int rows = PQntuples(res);
+    unsigned int *oids = NULL;
     if (rows > 0) {
         shape = kf_table_new("kfleet", s->schema, NULL, t->name, err);
-        if (!shape)
+        oids = calloc((size_t)rows, sizeof(*oids));
+        if (!shape || !oids) {
+            if (shape && !oids)
+                kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate a column list");
+            kf_table_destroy(shape);
+            free(oids);
             goto out_clear;
+        }
     }
     for (int r = 0; r < rows; r++) {
         const char *col = PQgetvalue(res, r, 0);
@@ -181,12 +188,15 @@ int sink_table_refresh(sink *s, sink_table *t, kf_error *err)
         c.pk_order = atoi(PQgetvalue(res, r, 3));
         if (kf_table_add_column(shape, &c, err) < 0) {
             kf_table_destroy(shape);
-            shape = NULL;
+            free(oids);
             goto out_clear;
         }
+        oids[kf_table_ncolumns(shape) - 1] = (unsigned int)strtoul(PQgetvalue(res, r, 4), NULL, 10);
     }
     kf_table_destroy(t->shape);
     t->shape = shape;
+    free(t->shape_oid);
+    t->shape_oid = oids;
     t->shape_version++;
     if (t->shape_version < 0)
         t->shape_version = 0;
@@ -207,7 +217,10 @@ void sink_table_unbind(sink_table *t)
     t->bound_id = -1;
     free(t->stage_col);
     free(t->ev_col);
+    free(t->bin);
     t->stage_col = t->ev_col = NULL;
+    t->bin = NULL;
+    t->binary = false;
     t->ncols = t->npk = 0;
     t->stage_gen = -1;
 }
@@ -218,6 +231,7 @@ void sink_table_destroy(sink_table *t)
         return;
     sink_table_unbind(t);
     kf_table_destroy(t->shape);
+    free(t->shape_oid);
     kf_table_destroy(t->keyed);
     kf_buf_free(&t->sql_ddl);
     kf_buf_free(&t->sql_stage);
@@ -242,7 +256,8 @@ static int build_order(sink_table *t, kf_error *err)
     size_t n = kf_table_ncolumns(d), npk = kf_table_npk(d);
     t->stage_col = calloc(n + 1, sizeof(int));
     t->ev_col = calloc(n + 1, sizeof(int));
-    if (!t->stage_col || !t->ev_col)
+    t->bin = calloc(n + 1, sizeof(*t->bin));
+    if (!t->stage_col || !t->ev_col || !t->bin)
         return kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate a column map");
     size_t k = 0;
     for (size_t i = 0; i < npk; i++)
@@ -263,6 +278,43 @@ static int build_order(sink_table *t, kf_error *err)
             t->pk_ok = false;
     }
     return KF_OK;
+}
+
+/* Whether two descriptions name the same Postgres type (the plan left the column alone). */
+static bool same_type(const kf_column *a, const kf_column *b)
+{
+    return a->type == b->type && a->length == b->length && a->precision == b->precision &&
+           a->scale == b->scale;
+}
+
+/* The COPY format of the binding: binary when every staging column's binary form is known for
+ * the destination's actual type (the catalog's, or the one the binding's DDL gives it) and
+ * for the staging table's (which follows the target description), and the events' values can
+ * be written in it; text otherwise, or when configured, or after Postgres refused the binary
+ * data of this table. */
+static void choose_format(sink *s, sink_table *t)
+{
+    bool binary = s->cfg->copy_format == SINK_COPY_BINARY && !t->bin_off;
+    for (size_t p = 0; p < t->ncols; p++) {
+        const kf_column *c = kf_table_column(t->target, (size_t)t->stage_col[p]);
+        kf_pg_bin bin = kf_pg_bin_of_column(c);
+        t->bin[p] = bin;
+        if (bin == KF_PG_BIN_NONE)
+            binary = false;
+        int k = t->shape ? kf_table_find(t->shape, c->name) : -1;
+        if (k >= 0) {
+            const kf_column *have = kf_table_column(t->shape, (size_t)k);
+            if (strcmp(have->name, c->name) == 0 && same_type(have, c) &&
+                kf_pg_bin_of_oid(t->shape_oid[k]) != bin)
+                binary = false;
+        }
+        if (t->ev_col[p] >= 0 &&
+            !kf_pg_bin_accepts(bin, kf_table_column(t->ev, (size_t)t->ev_col[p])))
+            binary = false;
+    }
+    t->binary = binary;
+    kf_log(KF_LOG_DEBUG, "COPY format of the table", "table", t->name, "format",
+           binary ? "binary" : "text", (char *)NULL);
 }
 
 static int col_list(sink *s, kf_buf *b, sink_table *t, const char *prefix, size_t from,
@@ -387,7 +439,7 @@ static int build_sql(sink *s, sink_table *t, kf_error *err)
     if ((rc = kf_pg_buf_puts(b, "SAVEPOINT kf_fast; COPY ")) < 0 ||
         (rc = kf_pg_qualified_append(s->conn, b, s->schema, t->name, err)) < 0 ||
         (rc = kf_pg_buf_puts(b, " (")) < 0 || (rc = col_list(s, b, t, NULL, 0, err)) < 0 ||
-        (rc = kf_pg_buf_puts(b, ") FROM STDIN")) < 0)
+        (rc = kf_pg_buf_puts(b, t->binary ? ") FROM STDIN (FORMAT binary)" : ") FROM STDIN")) < 0)
         return rc < 0 && err->code ? rc : SQL_GROW_ERR(rc, err);
 
     b = &t->sql_truncate;
@@ -454,6 +506,41 @@ static void describe_plan(sink_table *t, char *out, size_t cap)
     }
 }
 
+int sink_table_join(sink_table *t, int32_t schema_id, const kf_table *ev, kf_error *err)
+{
+    if (t->bound_id < 0 || !t->target || !t->pk_ok || t->bound_version != t->shape_version)
+        return 0;
+    kf_plan *p = kf_plan_compute(t->target, ev, err);
+    if (!p)
+        return err->code == KF_ERR_NOMEM ? err->code : 0;
+    bool same = !kf_plan_changes_destination(p) && !kf_plan_pk_changed(p);
+    kf_plan_destroy(p);
+    if (!same)
+        return 0;
+    int *ev_col = calloc(t->ncols + 1, sizeof(int));
+    if (!ev_col)
+        return kf_error_set(err, KF_ERR_NOMEM, false, "could not allocate a column map");
+    for (size_t k = 0; k < t->ncols; k++) {
+        const kf_column *c = kf_table_column(t->target, (size_t)t->stage_col[k]);
+        int e = kf_table_find(ev, c->name);
+        if (e >= 0 && strcmp(kf_table_column(ev, (size_t)e)->name, c->name) != 0)
+            e = -1;
+        /* every key column, and values the batch's COPY format can carry */
+        if ((k < t->npk && e < 0) ||
+            (t->binary && e >= 0 &&
+             !kf_pg_bin_accepts(t->bin[k], kf_table_column(ev, (size_t)e)))) {
+            free(ev_col);
+            return 0;
+        }
+        ev_col[k] = e;
+    }
+    free(t->ev_col);
+    t->ev_col = ev_col;
+    t->ev = ev;
+    t->bound_id = schema_id;
+    return 1;
+}
+
 int sink_table_bind(sink *s, sink_table *t, int32_t schema_id, const kf_table *ev, kf_error *err)
 {
     if (t->bound_id == schema_id && t->bound_version == t->shape_version && t->ev == ev)
@@ -481,7 +568,10 @@ int sink_table_bind(sink *s, sink_table *t, int32_t schema_id, const kf_table *e
         kf_log(KF_LOG_WARN,
                "primary key of the events differs from the table's; keeping the table's", "table",
                t->name, (char *)NULL);
-    if ((rc = build_order(t, err)) < 0 || (rc = build_sql(s, t, err)) < 0)
+    if ((rc = build_order(t, err)) < 0)
+        goto out_unbind;
+    choose_format(s, t);
+    if ((rc = build_sql(s, t, err)) < 0)
         goto out_unbind;
     t->sql_ddl.len = 0;
     if ((rc = kf_pg_buf_puts(&t->sql_ddl, "")) < 0) {

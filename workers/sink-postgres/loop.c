@@ -16,6 +16,7 @@
 #define SEEK_TIMEOUT  10000
 #define FLUSH_TIMEOUT 30000
 #define IDLE_FLUSH_MS 50
+#define START_TIMEOUT 5000
 
 static void sleep_ms(int64_t ms)
 {
@@ -82,6 +83,43 @@ static void drop_pending(sink *s)
     sink_apply_drop_all(s);
 }
 
+/* Partitions without a sync marker start at the beginning of the log. Left to librdkafka, the
+ * logical offset is looked up per partition once its leader is known, and a partition whose
+ * leader is not known yet at assignment retries after half a second, then waits behind the
+ * other partitions' long-polling fetches: it starts up to a second late. One ListOffsets
+ * request for them all, made here, lets every partition start fetching at once. When it
+ * fails the logical offsets stay (librdkafka resolves them as before). */
+static void resolve_start(sink *s, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *q = NULL;
+    for (int i = 0; i < parts->cnt; i++) {
+        if (parts->elems[i].offset != RD_KAFKA_OFFSET_BEGINNING)
+            continue;
+        if (!q && !(q = rd_kafka_topic_partition_list_new(parts->cnt)))
+            return;
+        /* a "timestamp" of -2 asks ListOffsets for the earliest offset */
+        rd_kafka_topic_partition_list_add(q, parts->elems[i].topic, parts->elems[i].partition)
+            ->offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (!q)
+        return;
+    rd_kafka_resp_err_t e =
+        rd_kafka_offsets_for_times(kf_consumer_handle(s->consumer), q, START_TIMEOUT);
+    for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < q->cnt; i++) {
+        const rd_kafka_topic_partition_t *r = &q->elems[i];
+        if (r->err || r->offset < 0)
+            continue;
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(parts, r->topic, r->partition);
+        if (tp && tp->offset == RD_KAFKA_OFFSET_BEGINNING)
+            tp->offset = r->offset;
+    }
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+        kf_log(KF_LOG_INFO, "could not look up where partitions without a sync marker begin",
+               "error", rd_kafka_err2str(e), (char *)NULL);
+    rd_kafka_topic_partition_list_destroy(q);
+}
+
 static int on_assign(void *ctx, kf_consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
     sink *s = ctx;
@@ -107,8 +145,10 @@ static int on_assign(void *ctx, kf_consumer *c, rd_kafka_topic_partition_list_t 
             return -1;
         }
         atomic_store(&p->marker, tp->offset >= 0 ? tp->offset : -1);
+        p->seen = 0;
         atomic_store(&p->assigned, true);
     }
+    resolve_start(s, parts); /* after the markers: -1 stays "none in Postgres" */
     (void)c;
     return 0;
 }
@@ -169,7 +209,9 @@ static int reseek(sink *s, kf_error *err)
                 goto out_destroy_list;
             }
             atomic_store(&p->marker, list->elems[i].offset >= 0 ? list->elems[i].offset : -1);
+            p->seen = 0;
         }
+        resolve_start(s, list);
         rd_kafka_error_t *e =
             rd_kafka_seek_partitions(kf_consumer_handle(s->consumer), list, SEEK_TIMEOUT);
         if (e) {
@@ -340,7 +382,7 @@ int sink_run(sink *s, kf_error *err)
 void sink_log_summary(const sink *s)
 {
     int64_t span = s->first_batch_ms > 0 ? s->last_commit_ms - s->first_batch_ms : 0;
-    char recs[24], batches[24], ups[24], dels[24], dlq[24], ms[24], rate[32];
+    char recs[24], batches[24], ups[24], dels[24], dlq[24], ms[24], rate[32], nudges[24];
     snprintf(recs, sizeof(recs), "%" PRIu64, s->n_records);
     snprintf(batches, sizeof(batches), "%" PRIu64, s->n_batches);
     snprintf(ups, sizeof(ups), "%" PRIu64, s->n_upserted);
@@ -349,9 +391,11 @@ void sink_log_summary(const sink *s)
     snprintf(ms, sizeof(ms), "%" PRId64, span);
     snprintf(rate, sizeof(rate), "%.0f",
              span > 0 ? (double)s->n_records * 1000.0 / (double)span : 0.0);
+    snprintf(nudges, sizeof(nudges), "%" PRIu64,
+             s->consumer ? kf_consumer_fetch_nudges(s->consumer) : UINT64_C(0));
     kf_log(KF_LOG_INFO, "run summary", "records", recs, "batches", batches, "rows_upserted", ups,
            "rows_deleted", dels, "dlq_records", dlq, "active_ms", ms, "records_per_s", rate,
-           (char *)NULL);
+           "fetch_nudges", nudges, (char *)NULL);
 }
 
 void sink_table_unbind_all(sink *s)
@@ -455,17 +499,18 @@ int sink_open(sink *s, const kf_config *cfg, kf_error *err)
     s->schema = s->cfg->target_schema;
     if ((rc = register_metrics(s, err)) < 0)
         return rc;
-    /* librdkafka prefetches up to 64 MB by default. The sink holds up to two batches (one
-     * decoding, one in flight) of sink.batch.max.bytes; 16 MB of prefetch besides keeps it fed
-     * through a catch-up. The byte limit, not a record count, stops fetching: librdkafka
-     * before 2.2 parks a fetcher for a second once either is reached, and a count reached
-     * first would park it with a quarter of that in the queue. */
+    /* librdkafka prefetches up to 64 MB by default. The sink holds two batches (one decoding,
+     * one in flight) of sink.batch.max.bytes; 2 MB queued besides (librdkafka then fetches at
+     * most that much at a time) keep it fed through a catch-up within its memory budget. The
+     * byte limit, not a record count, stops fetching: librdkafka before 2.2 parks a fetcher for
+     * up to a second once either is reached (the consumer's fetch nudge wakes it), and a count
+     * reached first would park it with a quarter of that in the queue. */
     static const char *const defaults[] = {"group.id",
                                            SINK_PROGRAM,
                                            "enable.auto.commit",
                                            "true",
                                            "queued.max.messages.kbytes",
-                                           "16384",
+                                           "2048",
                                            "queued.min.messages",
                                            "1000000"};
     if ((rc = kf_app_kafka_kv(cfg, defaults, 4, &s->kafka, err)) < 0)
@@ -532,6 +577,7 @@ void sink_close(sink *s)
     free(s->polled);
     free(s->inbox);
     kf_buf_free(&s->sql);
+    kf_buf_free(&s->chunk);
     if (s->conn)
         PQfinish(s->conn);
     free(s->pg_kv);

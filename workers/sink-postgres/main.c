@@ -10,6 +10,7 @@
 #include "sink.h"
 
 static const char *const deletion_names[] = {"hard", "soft", NULL};
+static const char *const copy_format_names[] = {"binary", "text", NULL};
 
 static const kf_config_key sink_keys[] = {
     KF_APP_CONFIG_KEYS(sink_cfg, app),
@@ -64,7 +65,7 @@ static const kf_config_key sink_keys[] = {
     {.name = "sink.batch.max.bytes",
      .type = KF_CONFIG_INT64,
      .offset = offsetof(sink_cfg, batch_max_bytes),
-     .default_value = "8388608",
+     .default_value = "4194304",
      .min = 65536,
      .max = 1073741824,
      .flag = "batch-max-bytes",
@@ -103,6 +104,15 @@ static const kf_config_key sink_keys[] = {
      .default_value = "true",
      .description = "Create missing tables from the first schema seen; when off, their records "
                     "go to the dead-letter queue."},
+    {.name = "sink.copy.format",
+     .type = KF_CONFIG_ENUM,
+     .offset = offsetof(sink_cfg, copy_format),
+     .default_value = "binary",
+     .enum_values = copy_format_names,
+     .flag = "copy-format",
+     .description = "Format of the rows sent by COPY: binary (Postgres reads the values without "
+                    "parsing text; used for a table when the sink knows the binary form of all "
+                    "its column types, else text) or text."},
     {.name = "sink.retry.backoff.initial",
      .type = KF_CONFIG_DURATION_MS,
      .offset = offsetof(sink_cfg, backoff_initial_ms),

@@ -17,6 +17,7 @@
 #include "kfleet/event.h"
 #include "kfleet/kafka.h"
 #include "kfleet/metrics.h"
+#include "kfleet/pg.h"
 #include "kfleet/plan.h"
 #include "kfleet/retry.h"
 #include "kfleet/serde.h"
@@ -25,6 +26,7 @@
 #define SINK_META    "kfleet_meta"
 
 enum { SINK_DELETE_HARD = 0, SINK_DELETE_SOFT = 1 };
+enum { SINK_COPY_BINARY = 0, SINK_COPY_TEXT = 1 };
 
 typedef struct sink_cfg {
     kf_app_config app;
@@ -40,6 +42,7 @@ typedef struct sink_cfg {
     int deletion;
     char *soft_column;
     bool auto_create;
+    int copy_format;
     int64_t backoff_initial_ms;
     int64_t backoff_max_ms;
 } sink_cfg;
@@ -54,6 +57,7 @@ typedef struct sink_part {
     char *topic;
     int32_t partition;
     _Atomic int64_t marker; /* next offset committed in sync_markers; -1 unknown */
+    int64_t seen;           /* offset after the last record taken into a batch (0: none) */
     atomic_bool assigned;
     sink_table *table;
     rd_kafka_t *rk; /* for the watermark read by the lag gauge */
@@ -72,7 +76,6 @@ typedef struct sink_rec {
 typedef struct sink_batch_part {
     sink_part *part;
     int64_t next; /* last offset + 1 */
-    const rd_kafka_message_t *last;
 } sink_batch_part;
 
 typedef struct sink_metrics {
@@ -85,13 +88,14 @@ typedef struct sink_metrics {
 } sink_metrics;
 
 struct sink_table {
-    char *name;        /* destination table name */
-    size_t index;      /* staging table kf_stage_<index> */
-    kf_table *shape;   /* committed destination shape; NULL when the table does not exist */
-    int shape_version; /* bumped when shape changes */
-    int batch_size;    /* rows committed at once when no backlog waits */
-    int batch_max;     /* rows a batch may grow to while catching up */
-    int64_t flush_ms;  /* interval */
+    char *name;              /* destination table name */
+    size_t index;            /* staging table kf_stage_<index> */
+    kf_table *shape;         /* committed destination shape; NULL when the table does not exist */
+    unsigned int *shape_oid; /* the catalog's type OID of each shape column */
+    int shape_version;       /* bumped when shape changes */
+    int batch_size;          /* rows committed at once when no backlog waits */
+    int batch_max;           /* rows a batch may grow to while catching up */
+    int64_t flush_ms;        /* interval */
     sink_metrics m;
 
     /* binding of the batch's schema to the destination */
@@ -106,6 +110,9 @@ struct sink_table {
     size_t npk;                /* leading key columns of the staging order */
     int *stage_col;            /* staging position -> target column index */
     int *ev_col;               /* staging position -> event column index, -1 none */
+    kf_pg_bin *bin;            /* staging position -> binary form of its type */
+    bool binary;               /* rows are binary COPY tuples (without their field count) */
+    bool bin_off;              /* Postgres refused this table's binary data: text from now on */
     kf_buf sql_ddl;            /* CREATE/ALTER + schema_history rows, or empty */
     kf_buf sql_stage;          /* DROP + CREATE TEMP TABLE */
     kf_buf sql_upsert;         /* INSERT ... ON CONFLICT */
@@ -113,7 +120,6 @@ struct sink_table {
     kf_buf sql_truncate;       /* TRUNCATE / soft UPDATE of all rows */
     kf_buf sql_copy;           /* COPY straight into the destination (batches without deletes) */
     int fast_skip;             /* batches to go the staging way before trying COPY straight again */
-    bool fast_ok;              /* the last batch went in by COPY straight into the table */
     int sync_skip;             /* batches applied here, not in flight, after a flight failed */
     int stage_gen;             /* connection generation the staging table exists in (-1 none) */
     kf_table *keyed;           /* event columns with the key schema's primary key (Debezium) */
@@ -153,11 +159,15 @@ typedef struct sink_flight {
     int64_t t0;        /* when it was handed over */
     int64_t commit_ms; /* when the writer finished */
     kf_buf sql;        /* the writer's own statement buffer */
+    kf_buf chunk;      /* COPY data gathered for one CopyData message */
+    bool binary;       /* the rows are binary tuples */
+    size_t ncols;      /* fields of a row besides the flag */
+    bool bin_refused;  /* Postgres refused them as binary data (SQLSTATE 22P03) */
     pthread_t thread;
     atomic_bool done;
     int rc;
-    bool staged;     /* through the staging table */
-    bool need_stage; /* which the writer creates first */
+    bool staged;     /* through the staging table (set by the writer when COPY straight failed) */
+    bool need_stage; /* the staging table is to be created before it is used */
     bool has_del;    /* a delete line is among the rows */
     bool dup;        /* the table held a key of the batch already */
     long ups, dels;
@@ -180,6 +190,7 @@ typedef struct sink {
     kf_consumer *consumer;
     kf_producer *producer;
     kf_dlq *dlq;
+    uint64_t dlq_settled; /* DLQ records known to be in Kafka (kf_dlq_count then) */
     kf_serde *serde;
     kf_event_reader *reader;
     /* state */
@@ -200,7 +211,8 @@ typedef struct sink {
     bool retrying;
     int64_t retry_at_ms;
     int fail_streak;
-    kf_buf sql; /* scratch */
+    kf_buf sql;   /* scratch */
+    kf_buf chunk; /* COPY data gathered for one CopyData message */
     sink_flight flight;
     /* counters for sync_runs and the closing log line */
     uint64_t n_upserted, n_deleted, n_dlq, n_ddl;
@@ -238,6 +250,12 @@ sink_table *sink_table_for_topic(sink *s, const char *topic, kf_error *err);
 int sink_table_refresh(sink *s, sink_table *t, kf_error *err);
 /* Binds the batch of t to the event columns of schema id (plan, DDL, staging, SQL). */
 int sink_table_bind(sink *s, sink_table *t, int32_t schema_id, const kf_table *ev, kf_error *err);
+/* Lets the batch of t, bound to another value schema, take the events of schema id without a
+ * flush: when the destination the batch writes to needs no change for them (a version the
+ * batch's target already covers: an older one of an evolving table, or a partition still
+ * behind the others), only the column map changes. 1 joined, 0 not (flush, then bind),
+ * negative on failure. */
+int sink_table_join(sink_table *t, int32_t schema_id, const kf_table *ev, kf_error *err);
 /* Forgets the binding (after a failure or a committed shape change). */
 void sink_table_unbind(sink_table *t);
 void sink_table_destroy(sink_table *t);

@@ -90,6 +90,55 @@ bool kf_pg_uuid_valid(const char *s, size_t len);
  * failed result for inspection (the caller PQclears it), NULL on success. */
 int kf_pg_copy_send(PGconn *conn, const void *data, size_t len, PGresult **res_out, kf_error *err);
 
+/* ---- COPY binary format -------------------------------------------------------------------
+ * COPY (FORMAT binary) carries every value in its type's send/recv form, which Postgres reads
+ * without parsing text: cheaper for the server than the text format. The form is the exact
+ * destination type's, so a column takes binary values only where the sink knows that type. */
+
+typedef enum kf_pg_bin {
+    KF_PG_BIN_NONE = 0, /* no binary form known: the text format is needed */
+    KF_PG_BIN_INT2,
+    KF_PG_BIN_INT4,
+    KF_PG_BIN_INT8,
+    KF_PG_BIN_FLOAT4,
+    KF_PG_BIN_FLOAT8,
+    KF_PG_BIN_NUMERIC,
+    KF_PG_BIN_BOOL,
+    KF_PG_BIN_TEXT, /* text, varchar, bpchar and json: the text itself */
+    KF_PG_BIN_BYTEA,
+    KF_PG_BIN_DATE,
+    KF_PG_BIN_TIMESTAMP,
+    KF_PG_BIN_UUID,
+    KF_PG_BIN_JSONB,
+} kf_pg_bin;
+
+/* The binary form of the Postgres type with this OID (pg_attribute.atttypid). */
+kf_pg_bin kf_pg_bin_of_oid(unsigned int oid);
+
+/* The binary form of the type kf_pg_type_name gives col (NONE for timestamptz). */
+kf_pg_bin kf_pg_bin_of_column(const kf_column *col);
+
+/* True when values of event column `from` can be written in form bin: integers as int2/4/8
+ * or numeric, float as real or double, double as double, decimals as numeric, strings as text
+ * (and text/varchar/uuid/json strings as uuid or jsonb), bytes, dates, timestamps, booleans. */
+bool kf_pg_bin_accepts(kf_pg_bin bin, const kf_column *from);
+
+/* The signature, flags and header extension that open binary COPY data, and the field count
+ * that ends it (-1). */
+#define KF_PG_COPY_BIN_HEADER_LEN 19
+extern const char kf_pg_copy_bin_header[KF_PG_COPY_BIN_HEADER_LEN];
+#define KF_PG_COPY_BIN_TRAILER "\377\377"
+
+/* Appends one field of a binary COPY tuple: its length (-1 for null) and the value of cell,
+ * read as event column col (its unit, scale), in form bin. Refuses (KF_ERR_INVALID, nothing
+ * appended) what kf_pg_copy_cell refuses, a cell that does not fit col or bin, integers out of
+ * the range of smallint or integer, a float beyond real's range, numeric text numeric_in would
+ * not take. Text is not checked against the column's length (Postgres does that, as with
+ * text). A float event value bound for a double column is the one its text form (9 digits)
+ * gives, as with text. Allocation-free once b is large enough. */
+int kf_pg_copy_bin_cell(kf_buf *b, kf_pg_bin bin, const kf_column *col, const kf_cell *cell,
+                        kf_error *err);
+
 /* ---- types and DDL -------------------------------------------------------------------------- */
 
 /* The Postgres type of a column: smallint, integer, bigint, real, double precision,
