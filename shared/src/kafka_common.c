@@ -45,7 +45,10 @@ void kf_kafka_fatal_record(kf_kafka_client *cl, const char *client, const char *
     pthread_mutex_lock(&cl->lock);
     bool first = !atomic_load(&cl->fatal);
     if (first) {
-        snprintf(cl->fatal_reason, sizeof(cl->fatal_reason), "%s", reason);
+        /* cut to the buffer: the whole reason goes to the log below */
+        size_t n = strnlen(reason, sizeof(cl->fatal_reason) - 1);
+        memcpy(cl->fatal_reason, reason, n);
+        cl->fatal_reason[n] = '\0';
         atomic_store(&cl->fatal, true);
     }
     pthread_mutex_unlock(&cl->lock);
