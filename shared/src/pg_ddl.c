@@ -57,6 +57,24 @@ int kf_pg_create_table_sql(PGconn *conn, kf_buf *b, const char *schema, const ch
     return KF_OK;
 }
 
+/* Whether Postgres changes the column's type in the catalog alone, keeping the table's data
+ * and indexes: a longer (or no) varchar limit, or more digits before a numeric's point. A USING
+ * clause, even a cast to the same type, makes it rewrite the whole table and rebuild its
+ * indexes, which grows with the table; without one it takes a millisecond. */
+static bool relabel_only(const kf_column *from, const kf_column *to)
+{
+    if (!from || !to)
+        return false;
+    bool from_chars = from->type == KF_COL_VARCHAR || from->type == KF_COL_TEXT;
+    if (from_chars && to->type == KF_COL_TEXT)
+        return true;
+    if (from->type == KF_COL_VARCHAR && to->type == KF_COL_VARCHAR)
+        return to->length == 0 || (from->length > 0 && to->length >= from->length);
+    if (from->type == KF_COL_DECIMAL && to->type == KF_COL_DECIMAL)
+        return to->scale == from->scale && to->precision >= from->precision;
+    return false;
+}
+
 /* One ALTER TABLE clause for a step, after a ", " separator when not the first. */
 static int step_sql(PGconn *conn, kf_buf *b, const kf_plan_step *s, bool *first, kf_error *err)
 {
@@ -81,7 +99,11 @@ static int step_sql(PGconn *conn, kf_buf *b, const kf_plan_step *s, bool *first,
         if (k == 0) {
             rc = kf_pg_buf_printf(b, " %s", type);
         } else if (k == 1) {
-            if ((rc = kf_pg_buf_printf(b, " TYPE %s USING ", type)) < 0)
+            if ((rc = kf_pg_buf_printf(b, " TYPE %s", type)) < 0)
+                return sql_err(rc, err);
+            if (relabel_only(s->from, s->to))
+                continue;
+            if ((rc = kf_pg_buf_puts(b, " USING ")) < 0)
                 return sql_err(rc, err);
             if ((rc = kf_pg_ident_append(conn, b, s->column, err)) < 0)
                 return rc;

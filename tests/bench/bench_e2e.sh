@@ -59,13 +59,12 @@ WARMUP_SECONDS=$($SHORT && echo 1 || echo 5)
 # stages about 100 ms):
 # - validate commits a transaction at the latest COMMIT after its first record (default
 #   100 ms, which alone is ~100 ms of the p99 at this rate);
-# - validate's transactional producer retries a request the coordinator refuses while the
-#   previous transaction's markers are still being written after retry.backoff.ms
-#   (librdkafka's default 100 ms put ~100 ms gaps between validate's commits);
+# - (validate's transactional producer retries a request the coordinator refuses while the
+#   previous transaction's markers are still being written after retry.backoff.ms: librdkafka's
+#   default 100 ms put ~100 ms gaps between validate's commits, so validate sets 10 ms itself);
 # - the sink applies a table's batch at the latest FLUSH after its first change (at this rate
 #   a table's batch never fills to sink.batch.size first).
-LATENCY_SETTINGS=(--validate-set "validate.commit.interval=$COMMIT"
-    --validate-set kafka.retry.backoff.ms=10 --sink-flush "$FLUSH")
+LATENCY_SETTINGS=(--validate-set "validate.commit.interval=$COMMIT" --sink-flush "$FLUSH")
 # Settings of both runs, for memory (every worker <= 50 MB): what the workers hold besides
 # their code and the contracts' unique windows is prefetched records (librdkafka's consumer
 # queue; its per-record overhead is not counted in queued.max.messages.kbytes) and the sink's

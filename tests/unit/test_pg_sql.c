@@ -179,10 +179,30 @@ static void plan_becomes_one_alter_table(void **state)
     kf_buf_init(&b);
     assert_int_equal(kf_pg_plan_sql(NULL, &b, "s", "orders", p, &err), KF_OK);
     assert_string_equal((const char *)b.data,
-                        "ALTER TABLE \"s\".\"orders\" ALTER COLUMN \"x\"\"y\" TYPE varchar(40) "
-                        "USING \"x\"\"y\"::text::varchar(40), ALTER COLUMN \"x\"\"y\" DROP NOT "
-                        "NULL, ADD COLUMN IF NOT EXISTS \"note\" text;");
+                        "ALTER TABLE \"s\".\"orders\" ALTER COLUMN \"x\"\"y\" TYPE varchar(40), "
+                        "ALTER COLUMN \"x\"\"y\" DROP NOT NULL, ADD COLUMN IF NOT EXISTS \"note\" "
+                        "text;");
     kf_plan_destroy(p);
+    /* a widening Postgres must rewrite the table for goes through text; one it can record in
+     * the catalog alone has no USING, which would force the rewrite */
+    kf_table *wider = kf_table_new("kfleet", "shop", NULL, "orders", &err);
+    for (size_t i = 0; i < kf_table_ncolumns(wide); i++) {
+        kf_column c = *kf_table_column(wide, i);
+        if (strcmp(c.name, "id") == 0)
+            c.type = KF_COL_BIGINT;
+        if (strcmp(c.name, "x\"y") == 0)
+            c.type = KF_COL_TEXT;
+        assert_int_equal(kf_table_add_column(wider, &c, &err), KF_OK);
+    }
+    p = kf_plan_compute(wide, wider, &err);
+    assert_non_null(p);
+    b.len = 0;
+    assert_int_equal(kf_pg_plan_sql(NULL, &b, "s", "orders", p, &err), KF_OK);
+    assert_string_equal((const char *)b.data,
+                        "ALTER TABLE \"s\".\"orders\" ALTER COLUMN \"id\" TYPE bigint USING "
+                        "\"id\"::text::bigint, ALTER COLUMN \"x\"\"y\" TYPE text;");
+    kf_plan_destroy(p);
+    kf_table_destroy(wider);
     /* nothing to do: nothing appended */
     p = kf_plan_compute(wide, wide, &err);
     b.len = 0;
