@@ -407,34 +407,6 @@ void sink_table_unbind_all(sink *s)
     }
 }
 
-/* Kafka properties only a consumer understands: not given to the DLQ producer. */
-static bool consumer_only(const char *key)
-{
-    static const char *const keys[] = {"group.id",
-                                       "group.instance.id",
-                                       "enable.auto.commit",
-                                       "auto.commit.interval.ms",
-                                       "auto.offset.reset",
-                                       "session.timeout.ms",
-                                       "heartbeat.interval.ms",
-                                       "max.poll.interval.ms",
-                                       "partition.assignment.strategy",
-                                       "isolation.level",
-                                       "enable.partition.eof",
-                                       "fetch.wait.max.ms",
-                                       "fetch.min.bytes",
-                                       "fetch.max.bytes",
-                                       "max.partition.fetch.bytes",
-                                       "queued.min.messages",
-                                       "queued.max.messages.kbytes",
-                                       "check.crcs",
-                                       NULL};
-    for (size_t i = 0; keys[i]; i++)
-        if (strcmp(key, keys[i]) == 0)
-            return true;
-    return false;
-}
-
 static int collect_pg(const char *key, const char *value, const char *source, void *ctx)
 {
     sink *s = ctx;
@@ -516,17 +488,8 @@ int sink_open(sink *s, const kf_config *cfg, kf_error *err)
     if ((rc = kf_app_kafka_kv(cfg, defaults, 4, &s->kafka, err)) < 0)
         return rc;
     s->group = kf_app_kv_get(&s->kafka, "group.id");
-    kf_app_kv pkv = {0};
-    for (size_t i = 0; i < s->kafka.npairs; i++) {
-        if (consumer_only(s->kafka.kv[2 * i]))
-            continue;
-        if ((rc = kf_app_kv_add(&pkv, s->kafka.kv[2 * i], s->kafka.kv[2 * i + 1], err)) < 0) {
-            kf_app_kv_free(&pkv);
-            return rc;
-        }
-    }
-    s->producer = kf_producer_new(pkv.kv, pkv.npairs, NULL, err);
-    kf_app_kv_free(&pkv);
+    /* the producer leaves out the consumer's keys itself (kf_kafka_property_ignored) */
+    s->producer = kf_producer_new(s->kafka.kv, s->kafka.npairs, NULL, err);
     if (!s->producer)
         return err->code;
     if (!(s->dlq = kf_dlq_new(s->producer, s->cfg->app.topic_prefix, SINK_PROGRAM, err)))
