@@ -1,5 +1,5 @@
 /* The runtime every kfleet program shares: logging, signals, metrics and health server,
- * registry client, and librdkafka properties from the configuration. */
+ * registry client, audit emitter, and librdkafka properties from the configuration. */
 #include "kfleet/app.h"
 
 #include <errno.h>
@@ -216,6 +216,24 @@ void kf_app_stop(kf_app *app)
     kf_metrics_destroy(app->metrics);
     app->metrics = NULL;
     kf_signals_uninstall();
+}
+
+int kf_app_audit_new(const kf_app *app, const kf_app_config *ac, const kf_audit_config *audit,
+                     const kf_app_kv *kv, const char *instance, kf_audit **out, kf_error *err)
+{
+    *out = NULL;
+    if (!audit->enabled)
+        return KF_OK;
+    kf_audit_options o = {.program = app->program,
+                          .instance = instance,
+                          .topic = audit->topic,
+                          .prefix = ac->topic_prefix,
+                          .kafka_kv = kv->kv,
+                          .kafka_npairs = kv->npairs,
+                          .registry = app->registry,
+                          .metrics = app->metrics};
+    *out = kf_audit_new(&o, err);
+    return *out ? KF_OK : err->code;
 }
 
 int kf_app_exit_code(int rc)

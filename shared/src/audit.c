@@ -18,6 +18,7 @@
 #include "kfleet/kafka.h"
 #include "kfleet/log.h"
 #include "kfleet/retry.h"
+#include "kfleet/thread.h"
 
 /* Generated from the .avsc files in schemas/ (shared/embed.cmake). */
 const char *kf_embedded_schema(const char *name);
@@ -659,20 +660,6 @@ out_done:
     pending_free(p);
 }
 
-/* Called with the lock held: waits on wake for up to ms. */
-static void wait_ms(kf_audit *a, int64_t ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&a->wake, &a->lock, &until);
-}
-
 /* After the stop: what was never produced is lost; deliveries get flush_timeout_ms. */
 static void drain(kf_audit *a)
 {
@@ -777,7 +764,7 @@ static void *run(void *arg)
             wait = until < 1 ? 1 : until < wait ? until : wait;
         }
         if (!a->stop)
-            wait_ms(a, wait);
+            kf_thread_wait_ms(&a->wake, &a->lock, wait);
     }
     pthread_mutex_unlock(&a->lock);
     drain(a);
@@ -873,13 +860,8 @@ void kf_audit_destroy(kf_audit *a)
 {
     if (!a)
         return;
-    if (a->started) {
-        pthread_mutex_lock(&a->lock);
-        a->stop = true;
-        pthread_cond_signal(&a->wake);
-        pthread_mutex_unlock(&a->lock);
-        pthread_join(a->thread, NULL);
-    }
+    if (a->started)
+        kf_thread_stop(a->thread, &a->lock, &a->wake, &a->stop);
     while (a->head) {
         pending *p = a->head;
         a->head = p->next;
@@ -1004,15 +986,7 @@ int kf_audit_flush(kf_audit *a, int timeout_ms)
         int64_t left = deadline - kf_retry_now_ms();
         if (left <= 0)
             break;
-        struct timespec until;
-        int64_t slice = left < 100 ? left : 100;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)slice * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&a->progress, &a->lock, &until);
+        kf_thread_wait_ms(&a->progress, &a->lock, left < 100 ? left : 100);
     }
     bool done = a->queued + a->in_flight == 0;
     pthread_mutex_unlock(&a->lock);

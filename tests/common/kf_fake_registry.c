@@ -462,6 +462,29 @@ void kf_fake_registry_stop(kf_fake_registry *f)
     free(f);
 }
 
+kf_registry *kf_fake_registry_client_new(const kf_registry_config *cfg, kf_fake_registry **fake)
+{
+    *fake = kf_fake_registry_start();
+    if (!*fake)
+        return NULL;
+    kf_registry_config rc = cfg ? *cfg : (kf_registry_config){0};
+    rc.url = kf_fake_registry_url(*fake);
+    kf_error err;
+    kf_registry *reg = kf_registry_new(&rc, &err);
+    if (!reg) {
+        fprintf(stderr, "could not create a registry client on the fake: %s\n", err.message);
+        kf_fake_registry_stop(*fake);
+        *fake = NULL;
+    }
+    return reg;
+}
+
+void kf_fake_registry_client_destroy(kf_registry *reg, kf_fake_registry *fake)
+{
+    kf_registry_destroy(reg);
+    kf_fake_registry_stop(fake);
+}
+
 const char *kf_fake_registry_url(const kf_fake_registry *f)
 {
     return f->url;

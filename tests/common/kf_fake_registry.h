@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kfleet/registry.h"
+
 typedef struct kf_fake_registry kf_fake_registry;
 
 /* What the fake saw in the most recent request. */
@@ -21,6 +23,14 @@ typedef struct kf_fake_request {
 /* Starts the server on 127.0.0.1 with a kernel-chosen port; NULL on failure. */
 kf_fake_registry *kf_fake_registry_start(void);
 void kf_fake_registry_stop(kf_fake_registry *f); /* NULL is a no-op */
+
+/* Starts a fake and a registry client on it: cfg (NULL: every default) with its url set to the
+ * fake's. Returns the client and the fake in *fake, or NULL with nothing left running. Destroy
+ * both with kf_fake_registry_client_destroy. */
+kf_registry *kf_fake_registry_client_new(const kf_registry_config *cfg, kf_fake_registry **fake);
+
+/* Destroys the client, then stops its fake; NULLs are no-ops. */
+void kf_fake_registry_client_destroy(kf_registry *reg, kf_fake_registry *fake);
 
 /* "http://127.0.0.1:<port>", borrowed until stop. */
 const char *kf_fake_registry_url(const kf_fake_registry *f);

@@ -172,6 +172,37 @@ static void taken_metrics_port_fails_cleanly(void **state)
     kf_config_destroy(cfg);
 }
 
+static void audit_emitter_follows_the_audit_keys(void **state)
+{
+    prog_cfg c;
+    kf_config *cfg = load(&c, "log.level: error\n");
+    kf_app app;
+    kf_app_kv kv = {0};
+    kf_error err;
+    assert_int_equal(kf_app_start(&app, "kfleet-test", cfg, &c.app, 0, &err), KF_OK);
+    kf_audit *audit = (kf_audit *)&app; /* overwritten on every path */
+    kf_audit_config off = {.enabled = false};
+    assert_int_equal(kf_app_audit_new(&app, &c.app, &off, &kv, NULL, &audit, &err), KF_OK);
+    assert_null(audit);
+    /* enabled without a registry: a configuration error that says how to turn audit off */
+    kf_audit_config on = {.enabled = true};
+    audit = (kf_audit *)&app;
+    assert_int_equal(kf_app_audit_new(&app, &c.app, &on, &kv, NULL, &audit, &err), KF_ERR_CONFIG);
+    assert_null(audit);
+    assert_non_null(strstr(err.message, "audit.enabled=false"));
+    kf_app_stop(&app);
+    /* with a registry, audit.topic reaches the emitter */
+    c.app.registry_url = "http://127.0.0.1:1";
+    assert_int_equal(kf_app_start(&app, "kfleet-test", cfg, &c.app, 0, &err), KF_OK);
+    kf_audit_config bad = {.enabled = true, .topic = "audit events"};
+    assert_int_equal(kf_app_audit_new(&app, &c.app, &bad, &kv, NULL, &audit, &err), KF_ERR_CONFIG);
+    assert_null(audit);
+    assert_non_null(strstr(err.message, "\"audit events\" is not a Kafka topic name"));
+    kf_app_stop(&app);
+    c.app.registry_url = NULL;
+    kf_config_destroy(cfg);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -182,6 +213,7 @@ int main(void)
         cmocka_unit_test(start_serves_metrics_with_worker_label),
         cmocka_unit_test(registry_required_but_missing_is_config_error),
         cmocka_unit_test(taken_metrics_port_fails_cleanly),
+        cmocka_unit_test(audit_emitter_follows_the_audit_keys),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

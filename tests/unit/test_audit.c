@@ -57,22 +57,18 @@ static void decoded_free(decoded *d)
     avro_schema_decref(d->schema);
 }
 
-static void assert_str(decoded *d, const char *name, const char *want)
+static avro_value_t field(decoded *d, const char *name)
 {
-    avro_value_t f;
-    const char *s = NULL;
-    size_t n;
+    avro_value_t f = {NULL, NULL};
     assert_int_equal(avro_value_get_by_name(&d->value, name, &f, NULL), 0);
-    assert_int_equal(avro_value_get_string(&f, &s, &n), 0);
-    assert_string_equal(s, want);
+    return f;
 }
 
 /* A ["null", T] field: the branch it holds (0 null, 1 value) and the value branch. */
 static int branch(decoded *d, const char *name, avro_value_t *b)
 {
-    avro_value_t u;
+    avro_value_t u = field(d, name);
     int disc = -1;
-    assert_int_equal(avro_value_get_by_name(&d->value, name, &u, NULL), 0);
     assert_int_equal(avro_value_get_discriminant(&u, &disc), 0);
     assert_int_equal(avro_value_get_current_branch(&u, b), 0);
     return disc;
@@ -84,41 +80,48 @@ static void expect_null_field(decoded *d, const char *name)
     assert_int_equal(branch(d, name, &b), 0);
 }
 
-static void assert_opt_str(decoded *d, const char *name, const char *want)
+/* The value of a ["null", T] field that must hold one. */
+static avro_value_t opt_field(decoded *d, const char *name)
 {
     avro_value_t b;
+    assert_int_equal(branch(d, name, &b), 1);
+    return b;
+}
+
+static const char *str_of(avro_value_t v)
+{
     const char *s = NULL;
     size_t n;
-    assert_int_equal(branch(d, name, &b), 1);
-    assert_int_equal(avro_value_get_string(&b, &s, &n), 0);
-    assert_string_equal(s, want);
+    assert_int_equal(avro_value_get_string(&v, &s, &n), 0);
+    return s;
 }
 
-static void assert_opt_int(decoded *d, const char *name, int32_t want)
+static int32_t int_of(avro_value_t v)
 {
-    avro_value_t b;
-    int32_t v = 0;
-    assert_int_equal(branch(d, name, &b), 1);
-    assert_int_equal(avro_value_get_int(&b, &v), 0);
-    assert_int_equal(v, want);
+    int32_t i = 0;
+    assert_int_equal(avro_value_get_int(&v, &i), 0);
+    return i;
 }
 
-static void assert_opt_long(decoded *d, const char *name, int64_t want)
+static int64_t long_of(avro_value_t v)
 {
-    avro_value_t b;
-    int64_t v = 0;
-    assert_int_equal(branch(d, name, &b), 1);
-    assert_int_equal(avro_value_get_long(&b, &v), 0);
-    assert_int_equal(v, want);
+    int64_t l = 0;
+    assert_int_equal(avro_value_get_long(&v, &l), 0);
+    return l;
 }
 
-static int64_t get_long(decoded *d, const char *name)
+/* The fields every event has. */
+static void assert_required(decoded *d, const char *id, int64_t ts_ms, const char *program,
+                            const char *instance, const char *action, const char *level,
+                            const char *message)
 {
-    avro_value_t f;
-    int64_t v = 0;
-    assert_int_equal(avro_value_get_by_name(&d->value, name, &f, NULL), 0);
-    assert_int_equal(avro_value_get_long(&f, &v), 0);
-    return v;
+    assert_string_equal(str_of(field(d, "id")), id);
+    assert_int_equal(long_of(field(d, "ts_ms")), ts_ms);
+    assert_string_equal(str_of(field(d, "program")), program);
+    assert_string_equal(str_of(field(d, "instance")), instance);
+    assert_string_equal(str_of(field(d, "action")), action);
+    assert_string_equal(str_of(field(d, "level")), level);
+    assert_string_equal(str_of(field(d, "message")), message);
 }
 
 static void encode_round_trip(void **state)
@@ -151,22 +154,17 @@ static void encode_round_trip(void **state)
     decoded d;
     decode(out.data, out.len, &d);
     assert_int_equal(d.id, 41);
-    assert_str(&d, "id", "0b7e58ba-6c4c-4b8e-9d55-27d1c1f0a001");
-    assert_int_equal(get_long(&d, "ts_ms"), 1700000000123LL);
-    assert_str(&d, "program", "kfleet-validate");
-    assert_str(&d, "instance", "host:42");
-    assert_str(&d, "action", "alert");
-    assert_str(&d, "level", "warn");
-    assert_str(&d, "message", "rule orders.min_rows: 3 rows");
-    assert_opt_str(&d, "topic", "kfleet.shop.orders");
-    assert_opt_int(&d, "partition", 2);
-    assert_opt_long(&d, "offset", 9000000000LL);
-    assert_opt_str(&d, "db", "shop");
-    assert_opt_str(&d, "table", "orders");
-    assert_opt_int(&d, "schema_id", 17);
-    assert_opt_str(&d, "rule_id", "orders.min_rows");
-    assert_opt_long(&d, "count", 3);
-    assert_opt_str(&d, "details", "{\"limit\":10}");
+    assert_required(&d, "0b7e58ba-6c4c-4b8e-9d55-27d1c1f0a001", 1700000000123LL, "kfleet-validate",
+                    "host:42", "alert", "warn", "rule orders.min_rows: 3 rows");
+    assert_string_equal(str_of(opt_field(&d, "topic")), "kfleet.shop.orders");
+    assert_int_equal(int_of(opt_field(&d, "partition")), 2);
+    assert_int_equal(long_of(opt_field(&d, "offset")), 9000000000LL);
+    assert_string_equal(str_of(opt_field(&d, "db")), "shop");
+    assert_string_equal(str_of(opt_field(&d, "table")), "orders");
+    assert_int_equal(int_of(opt_field(&d, "schema_id")), 17);
+    assert_string_equal(str_of(opt_field(&d, "rule_id")), "orders.min_rows");
+    assert_int_equal(long_of(opt_field(&d, "count")), 3);
+    assert_string_equal(str_of(opt_field(&d, "details")), "{\"limit\":10}");
     decoded_free(&d);
 
     /* the same reused value, now with every optional field absent: all null again */
@@ -175,8 +173,8 @@ static void encode_round_trip(void **state)
                                      &bare, &out, &err),
                      KF_OK);
     decode(out.data, out.len, &d);
-    assert_str(&d, "level", "error");
-    assert_str(&d, "action", "stop");
+    assert_string_equal(str_of(field(&d, "level")), "error");
+    assert_string_equal(str_of(field(&d, "action")), "stop");
     const char *optional[] = {"topic",     "partition", "offset", "db",     "table",
                               "schema_id", "rule_id",   "count",  "details"};
     for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
@@ -239,11 +237,10 @@ static int setup(void **state)
     /* the mock broker of librdkafka 2.0 does not answer CreateTopics: the topic exists */
     if (rd_kafka_mock_topic_create(f->mock.mc, TOPIC, 1, 1) != 0)
         return -1;
-    if (!(f->fake = kf_fake_registry_start()))
-        return -1;
     kf_error err;
-    kf_registry_config rc = {.url = kf_fake_registry_url(f->fake), .max_retries = -1};
-    if (!(f->reg = kf_registry_new(&rc, &err)) || !(f->metrics = kf_metrics_new(&err)))
+    kf_registry_config rc = {.max_retries = -1};
+    if (!(f->reg = kf_fake_registry_client_new(&rc, &f->fake)) ||
+        !(f->metrics = kf_metrics_new(&err)))
         return -1;
     *state = f;
     return 0;
@@ -254,8 +251,7 @@ static int teardown(void **state)
     fx *f = *state;
     kf_audit_destroy(f->a);
     kf_metrics_destroy(f->metrics);
-    kf_registry_destroy(f->reg);
-    kf_fake_registry_stop(f->fake);
+    kf_fake_registry_client_destroy(f->reg, f->fake);
     kf_test_mock_stop(&f->mock);
     free(f);
     return 0;
@@ -278,6 +274,21 @@ static void open_emitter(fx *f, size_t max_pending)
     if (!f->a)
         fail_msg("kf_audit_new: %s", err.message);
     assert_string_equal(kf_audit_topic(f->a), TOPIC);
+}
+
+/* Emits an event of action with message and waits up to timeout_ms until it left the queue. */
+static void emit_flushed(fx *f, const char *action, const char *message, int timeout_ms)
+{
+    kf_audit_event ev = {.action = action, .message = message};
+    assert_int_equal(kf_audit_emit(f->a, &ev), KF_OK);
+    assert_int_equal(kf_audit_flush(f->a, timeout_ms), KF_OK);
+}
+
+static kf_audit_stats stats_of(fx *f)
+{
+    kf_audit_stats st;
+    kf_audit_stats_get(f->a, &st);
+    return st;
 }
 
 /* The rendered metrics contain line (a whole sample line). */
@@ -406,8 +417,7 @@ static void invalid_events_are_refused(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(kf_audit_emit(f->a, &bad[i]), KF_ERR_INVALID);
-    kf_audit_stats st;
-    kf_audit_stats_get(f->a, &st);
+    kf_audit_stats st = stats_of(f);
     assert_int_equal(st.refused, 7);
     assert_int_equal(st.emitted, 0);
     assert_int_equal(st.pending, 0);
@@ -442,8 +452,7 @@ static void events_reach_the_topic(void **state)
     assert_int_equal(kf_audit_emit(f->a, &e1), KF_OK);
     assert_int_equal(kf_audit_emit(f->a, &e2), KF_OK);
     assert_int_equal(kf_audit_flush(f->a, 10000), KF_OK);
-    kf_audit_stats st;
-    kf_audit_stats_get(f->a, &st);
+    kf_audit_stats st = stats_of(f);
     assert_int_equal(st.emitted, 2);
     assert_int_equal(st.sent, 2);
     assert_int_equal(st.failed, 0);
@@ -464,37 +473,25 @@ static void events_reach_the_topic(void **state)
     decoded d;
     decode(m[0].value, m[0].len, &d);
     assert_int_equal(d.id, st.schema_id);
-    assert_str(&d, "id", "0B7E58BA-6c4c-4b8e-9d55-27d1c1f0a001");
-    assert_int_equal(get_long(&d, "ts_ms"), 1700000000123LL);
-    assert_str(&d, "program", "kfleet-test");
-    assert_str(&d, "instance", "test-instance");
-    assert_str(&d, "action", "start");
-    assert_str(&d, "level", "info");
-    assert_str(&d, "message", "kfleet-test started");
-    assert_opt_str(&d, "details", "{\"group\":\"g\"}");
+    assert_required(&d, "0B7E58BA-6c4c-4b8e-9d55-27d1c1f0a001", 1700000000123LL, "kfleet-test",
+                    "test-instance", "start", "info", "kfleet-test started");
+    assert_string_equal(str_of(opt_field(&d, "details")), "{\"group\":\"g\"}");
     expect_null_field(&d, "count");
     decoded_free(&d);
 
     decode(m[1].value, m[1].len, &d);
-    avro_value_t f_msg;
-    const char *msg = NULL;
-    size_t n;
-    assert_int_equal(avro_value_get_by_name(&d.value, "message", &f_msg, NULL), 0);
-    assert_int_equal(avro_value_get_string(&f_msg, &msg, &n), 0);
+    const char *msg = str_of(field(&d, "message"));
     /* U+FFFD for each bad byte, cut before the character that would cross 4096 bytes */
     assert_memory_equal(msg, "bad \xef\xbf\xbd\xef\xbf\xbd bytex", 16);
     assert_int_equal(strlen(msg), 4095);
     assert_int_equal(msg[4094], 'x');
-    assert_opt_long(&d, "count", 12);
-    assert_str(&d, "level", "warn");
+    assert_int_equal(long_of(opt_field(&d, "count")), 12);
+    assert_string_equal(str_of(field(&d, "level")), "warn");
     /* a fresh random id and the emit time */
-    avro_value_t f_id;
-    const char *id = NULL;
-    assert_int_equal(avro_value_get_by_name(&d.value, "id", &f_id, NULL), 0);
-    assert_int_equal(avro_value_get_string(&f_id, &id, &n), 0);
+    const char *id = str_of(field(&d, "id"));
     assert_int_equal(strlen(id), 36);
     assert_int_equal(id[14], '4');
-    assert_true(get_long(&d, "ts_ms") > 1700000000000LL);
+    assert_true(long_of(field(&d, "ts_ms")) > 1700000000000LL);
     decoded_free(&d);
     records_free(m, 2);
 }
@@ -505,12 +502,9 @@ static void registry_failure_at_start_is_retried(void **state)
     /* the first registration is refused (4xx: the client does not retry by itself) */
     kf_fake_registry_fail_next(f->fake, 1, 400);
     open_emitter(f, 0);
-    kf_audit_event ev = {.action = "start", .message = "m"};
-    assert_int_equal(kf_audit_emit(f->a, &ev), KF_OK);
     /* the set-up is tried again after about a second */
-    assert_int_equal(kf_audit_flush(f->a, 15000), KF_OK);
-    kf_audit_stats st;
-    kf_audit_stats_get(f->a, &st);
+    emit_flushed(f, "start", "m", 15000);
+    kf_audit_stats st = stats_of(f);
     assert_int_equal(st.sent, 1);
     assert_int_equal(st.failed, 0);
 }
@@ -524,8 +518,7 @@ static void queue_is_bounded(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(kf_audit_emit(f->a, &ev), KF_OK);
     assert_int_equal(kf_audit_emit(f->a, &ev), KF_ERR_FULL);
-    kf_audit_stats st;
-    kf_audit_stats_get(f->a, &st);
+    kf_audit_stats st = stats_of(f);
     assert_int_equal(st.emitted, 3);
     assert_int_equal(st.refused, 1);
     assert_int_equal(st.pending, 3);
@@ -543,20 +536,13 @@ static void failed_delivery_is_counted_and_later_events_go(void **state)
 {
     fx *f = *state;
     open_emitter(f, 0);
-    kf_audit_event first = {.action = "start", .message = "first"};
-    assert_int_equal(kf_audit_emit(f->a, &first), KF_OK);
-    assert_int_equal(kf_audit_flush(f->a, 10000), KF_OK);
+    emit_flushed(f, "start", "first", 10000);
     /* the broker refuses the next produce request with a permanent error */
     rd_kafka_mock_push_request_errors(f->mock.mc, 0 /* ApiKey Produce */, 1,
                                       RD_KAFKA_RESP_ERR_INVALID_RECORD);
-    kf_audit_event lost = {.action = "alert", .message = "lost"};
-    assert_int_equal(kf_audit_emit(f->a, &lost), KF_OK);
-    assert_int_equal(kf_audit_flush(f->a, 10000), KF_OK);
-    kf_audit_event later = {.action = "stop", .message = "later"};
-    assert_int_equal(kf_audit_emit(f->a, &later), KF_OK);
-    assert_int_equal(kf_audit_flush(f->a, 10000), KF_OK);
-    kf_audit_stats st;
-    kf_audit_stats_get(f->a, &st);
+    emit_flushed(f, "alert", "lost", 10000);
+    emit_flushed(f, "stop", "later", 10000);
+    kf_audit_stats st = stats_of(f);
     assert_int_equal(st.sent, 2);
     assert_int_equal(st.failed, 1);
     assert_true(
@@ -566,7 +552,7 @@ static void failed_delivery_is_counted_and_later_events_go(void **state)
     read_topic(f, m, 2);
     decoded d;
     decode(m[1].value, m[1].len, &d);
-    assert_str(&d, "message", "later");
+    assert_string_equal(str_of(field(&d, "message")), "later");
     decoded_free(&d);
     records_free(m, 2);
 }

@@ -47,20 +47,12 @@ static int setup(void **state)
     fixture *fx = calloc(1, sizeof(*fx));
     if (!fx)
         return -1;
-    fx->fake = kf_fake_registry_start();
-    if (!fx->fake) {
+    kf_registry_config cfg = fast_config(NULL);
+    if (!(fx->reg = kf_fake_registry_client_new(&cfg, &fx->fake))) {
         free(fx);
         return -1;
     }
     kf_fake_registry_set_incompatible_marker(fx->fake, "BREAKS");
-    kf_registry_config cfg = fast_config(kf_fake_registry_url(fx->fake));
-    kf_error err;
-    fx->reg = kf_registry_new(&cfg, &err);
-    if (!fx->reg) {
-        kf_fake_registry_stop(fx->fake);
-        free(fx);
-        return -1;
-    }
     *state = fx;
     return 0;
 }
@@ -68,8 +60,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    kf_registry_destroy(fx->reg);
-    kf_fake_registry_stop(fx->fake);
+    kf_fake_registry_client_destroy(fx->reg, fx->fake);
     free(fx);
     return 0;
 }

@@ -259,19 +259,9 @@ int main(int argc, char **argv)
     o.pg_values = pg.values;
     o.registry = app.registry;
     /* a dry run changes nothing, so it leaves no audit trail */
-    if (rc_.audit.enabled && !rc_.dry_run) {
-        kf_audit_options ao = {.program = PROGRAM,
-                               .topic = rc_.audit.topic,
-                               .prefix = rc_.app.topic_prefix,
-                               .kafka_kv = kv.kv,
-                               .kafka_npairs = kv.npairs,
-                               .registry = app.registry,
-                               .metrics = app.metrics};
-        if (!(audit = kf_audit_new(&ao, &err))) {
-            rc = err.code;
-            goto out_stop;
-        }
-    }
+    if (!rc_.dry_run &&
+        (rc = kf_app_audit_new(&app, &rc_.app, &rc_.audit, &kv, NULL, &audit, &err)) != KF_OK)
+        goto out_stop;
     kf_replay_stats st;
     rc = kf_replay_run(&o, stdout, &st, &err);
     kf_replay_audit(audit, &o, &st, rc, &err);

@@ -8,13 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
 #include "kfleet/log.h"
 #include "kfleet/retry.h"
+#include "kfleet/thread.h"
 
 #define MAX_ENTRIES  128
 #define MAX_BREACHES 32
@@ -161,16 +161,10 @@ static char *build_body(kf_alert *a, const pending *p)
  * requested; true when a stop is pending. */
 static bool wait_unless_stopping(kf_alert *a, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    int64_t deadline = mono_ms() + ms;
     while (!a->stop) {
-        if (pthread_cond_timedwait(&a->cond, &a->lock, &until) != 0)
+        int64_t left = deadline - mono_ms();
+        if (left <= 0 || kf_thread_wait_ms(&a->cond, &a->lock, left) != 0)
             break;
     }
     return a->stop;
@@ -254,15 +248,7 @@ static void *sender(void *arg)
             wait = 10;
         if (wait > 1000)
             wait = 1000;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)(wait / 1000);
-        until.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&a->cond, &a->lock, &until);
+        kf_thread_wait_ms(&a->cond, &a->lock, wait);
     }
     pthread_mutex_unlock(&a->lock);
     return NULL;
@@ -327,13 +313,8 @@ void kf_alert_destroy(kf_alert *a)
 {
     if (!a)
         return;
-    if (a->started) {
-        pthread_mutex_lock(&a->lock);
-        a->stop = true;
-        pthread_cond_signal(&a->cond);
-        pthread_mutex_unlock(&a->lock);
-        pthread_join(a->thread, NULL);
-    }
+    if (a->started)
+        kf_thread_stop(a->thread, &a->lock, &a->cond, &a->stop);
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->cond);
     free(a->worker);

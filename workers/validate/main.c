@@ -370,20 +370,10 @@ static int run_worker(int argc, char **argv)
     if (vc.eos)
         kf_log(KF_LOG_INFO, "transactional id", "id", txn_id, "source",
                vc.txn_id ? "configured" : "derived", (char *)NULL);
-    if (vc.audit.enabled) {
-        kf_audit_options ao = {.program = PROGRAM,
-                               .instance = kf_app_kv_get(&kv, "group.instance.id"),
-                               .topic = vc.audit.topic,
-                               .prefix = vc.app.topic_prefix,
-                               .kafka_kv = kv.kv,
-                               .kafka_npairs = kv.npairs,
-                               .registry = app.registry,
-                               .metrics = app.metrics};
-        if (!(audit = kf_audit_new(&ao, &err))) {
-            rc = err.code;
-            kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
-            goto out_stop;
-        }
+    if ((rc = kf_app_audit_new(&app, &vc.app, &vc.audit, &kv,
+                               kf_app_kv_get(&kv, "group.instance.id"), &audit, &err)) != KF_OK) {
+        kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
+        goto out_stop;
     }
     kf_alert_config acfg = {.worker = PROGRAM,
                             .webhook_url = vc.webhook,

@@ -1,11 +1,13 @@
 /* The runtime every kfleet program shares: common configuration keys (logging, metrics
- * address, topic prefix), start-up of logging, signals, metrics/health server and the schema
- * registry client, and the librdkafka property list from the "kafka." keys. */
+ * address, topic prefix), start-up of logging, signals, metrics/health server, the schema
+ * registry client and the audit emitter, and the librdkafka property list from the "kafka."
+ * keys. */
 #ifndef KFLEET_APP_H
 #define KFLEET_APP_H
 
 #include <stddef.h>
 
+#include "kfleet/audit.h"
 #include "kfleet/config.h"
 #include "kfleet/error.h"
 #include "kfleet/http.h"
@@ -121,6 +123,14 @@ void kf_app_set_ready(kf_app *app, bool ready, const char *reason);
 /* Stops the HTTP server, frees the registry client and metrics, and restores signal
  * dispositions. Safe on a zeroed or partly started kf_app. */
 void kf_app_stop(kf_app *app);
+
+/* Starts the program's audit emitter (kf_audit_new) from its audit.* keys (audit), the topic
+ * prefix of ac, the librdkafka pairs kv (borrowed for the call) and the app's registry and
+ * metrics, which must outlive the emitter; instance NULL or "": <hostname>:<pid>. *out is NULL
+ * when audit.enabled is false: a NULL emitter is a no-op for every kf_audit_* call. Errors as
+ * kf_audit_new (no registry is KF_ERR_CONFIG). Destroy it before kf_app_stop. */
+int kf_app_audit_new(const kf_app *app, const kf_app_config *ac, const kf_audit_config *audit,
+                     const kf_app_kv *kv, const char *instance, kf_audit **out, kf_error *err);
 
 /* Maps an error code to the exit code of DESIGN.md: 0 ok, 2 configuration/usage, 1 else. */
 int kf_app_exit_code(int rc);

@@ -3,17 +3,8 @@
  * worker writes exactly a start event, one alert event for that window and a stop event to
  * <p>.audit, each checked field by field after decoding it through the registry with a
  * read_committed consumer. With audit.enabled=false nothing more is written. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
-#include <jansson.h>
-
-#include "kf_test_env.h"
 #include "kfleet/audit.h"
-#include "vt.h"
+#include "vt_fixture.h"
 
 #define NEVENTS 5
 #define MIN     10
@@ -23,135 +14,26 @@
  * 10 s after that, far after the test stopped the worker. */
 #define TS(i) (WINDOW0 + 9500 + (int64_t)(i)*10)
 
-typedef struct fx {
-    const char *bootstrap, *registry_url, *validate_bin;
-    char prefix[96], topic[160], audit[160], contract[256], log[256];
-    char set_boot[200], set_reg[300], set_prefix[160];
-    kf_registry *reg;
-    kf_serde *serde;
-} fx;
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-}
-
-static void produce_events(fx *f)
-{
-    kf_error err;
-    kf_table *t = kf_table_new(f->prefix, "shop", NULL, "orders", &err);
-    assert_non_null(t);
-    kf_column id = {.name = "id", .pk_order = 1};
-    assert_int_equal(kf_coltype_parse("bigint", &id, &err), KF_OK);
-    assert_int_equal(kf_table_add_column(t, &id, &err), KF_OK);
-    char *ks = kf_table_key_schema(t, &err), *es = kf_table_envelope_schema(t, &err);
-    char subject[256];
-    int32_t key_id, value_id;
-    snprintf(subject, sizeof(subject), "%s-key", f->topic);
-    assert_int_equal(kf_serde_register(f->serde, subject, ks, &key_id, &err), KF_OK);
-    snprintf(subject, sizeof(subject), "%s-value", f->topic);
-    assert_int_equal(kf_serde_register(f->serde, subject, es, &value_id, &err), KF_OK);
-    free(ks);
-    free(es);
-    kf_event_writer *w = kf_event_writer_new(f->serde, t, key_id, value_id, &err);
-    assert_non_null(w);
-    kf_source src = {.version = "0.1.0",
-                     .connector = "sim",
-                     .name = f->prefix,
-                     .db = "shop",
-                     .table = "orders",
-                     .snapshot = "false",
-                     .has_seq = true,
-                     .seq = 1};
-    assert_int_equal(kf_event_writer_set_source(w, &src, &err), KF_OK);
-    const char *kv[] = {"bootstrap.servers", f->bootstrap};
-    kf_producer *p = kf_producer_new(kv, 1, NULL, &err);
-    assert_non_null(p);
-    for (int i = 1; i <= NEVENTS; i++) {
-        kf_buf key = {0}, value = {0};
-        assert_int_equal(kf_event_writer_begin(w, KF_OP_CREATE, TS(i), &err), KF_OK);
-        assert_int_equal(kf_event_set_int(w, KF_AFTER, 0, i, &err), KF_OK);
-        assert_int_equal(kf_event_writer_encode(w, &key, &value, &err), KF_OK);
-        kf_produce_msg msg = {.topic = f->topic,
-                              .partition = 0,
-                              .key = key.data,
-                              .key_len = key.len,
-                              .value = value.data,
-                              .value_len = value.len,
-                              .timestamp_ms = TS(i)};
-        assert_int_equal(kf_producer_produce(p, &msg, NULL, &err), KF_OK);
-        kf_buf_free(&key);
-        kf_buf_free(&value);
-    }
-    assert_int_equal(kf_producer_flush(p, 30000, &err), KF_OK);
-    assert_false(kf_producer_failed(p, NULL));
-    kf_producer_destroy(p);
-    kf_event_writer_destroy(w);
-    kf_table_destroy(t);
-}
+typedef vt_env fx;
 
 static int setup(void **state)
 {
-    const char *bootstrap = kf_test_env("KFLEET_BOOTSTRAP");
-    const char *registry_url = kf_test_env("KFLEET_REGISTRY_URL");
-    const char *validate_bin = kf_test_env("KFLEET_VALIDATE_BIN");
-    fx *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
-    f->bootstrap = bootstrap;
-    f->registry_url = registry_url;
-    f->validate_bin = validate_bin;
-    char name[80];
-    kf_test_unique_name(name, sizeof(name), "vau");
-    snprintf(f->prefix, sizeof(f->prefix), "%s", name);
-    snprintf(f->topic, sizeof(f->topic), "%s.shop.orders", name);
-    snprintf(f->audit, sizeof(f->audit), "%s.audit", name);
-    snprintf(f->contract, sizeof(f->contract), "/tmp/%s-contract.yaml", name);
-    snprintf(f->log, sizeof(f->log), "/tmp/%s.log", name);
-    snprintf(f->set_boot, sizeof(f->set_boot), "kafka.bootstrap.servers=%s", bootstrap);
-    snprintf(f->set_reg, sizeof(f->set_reg), "registry.url=%s", registry_url);
-    snprintf(f->set_prefix, sizeof(f->set_prefix), "topic.prefix=%s", name);
+    fx *f = vt_fixture_new(sizeof(*f), "vau");
     char text[256];
     snprintf(text, sizeof(text),
              "contract: orders\nmatch:\n  tables: [shop.orders]\ncolumns:\n  id: [not_null]\n"
              "dataset:\n  - min_rows: %d\n    window: 10s\n",
              MIN);
-    write_file(f->contract, text);
-    kf_error err;
-    kf_registry_config rc = {.url = registry_url};
-    assert_non_null(f->reg = kf_registry_new(&rc, &err));
-    assert_non_null(f->serde = kf_serde_new(f->reg, &err));
-    const char *akv[] = {"bootstrap.servers", bootstrap};
-    kf_admin *a = kf_admin_new(akv, 1, &err);
-    assert_non_null(a);
-    kf_topic_spec spec = {.name = f->topic, .partitions = 1, .replication_factor = -1};
-    assert_int_equal(kf_admin_create_topics(a, &spec, 1, false, 30000, &err), KF_OK);
-    kf_admin_destroy(a);
-    produce_events(f);
+    assert_true(vt_write_file(f->contract, text));
+    /* NEVENTS rows with only an id, at TS(1) .. TS(NEVENTS) */
+    vt_produce_orders(f, 1, 1, NEVENTS, TS(0), 10);
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    char valid[200], dlq[340];
-    snprintf(valid, sizeof(valid), "%s.valid.shop.orders", f->prefix);
-    snprintf(dlq, sizeof(dlq), "%s.dlq.%s", f->prefix, f->topic);
-    const char *names[] = {f->topic, valid, dlq, f->audit};
-    const char *akv[] = {"bootstrap.servers", f->bootstrap};
-    kf_error err;
-    kf_admin *a = kf_admin_new(akv, 1, &err);
-    if (a)
-        kf_admin_delete_topics(a, names, 4, true, 30000, &err);
-    kf_admin_destroy(a);
-    kf_serde_destroy(f->serde);
-    kf_registry_destroy(f->reg);
-    remove(f->contract);
-    remove(f->log);
-    free(f);
+    vt_fixture_free(*state, NULL, 0);
     return 0;
 }
 
@@ -162,30 +44,16 @@ static int read_audit(fx *f, vt_audit *out, size_t max)
     return n < 0 ? 0 : n;
 }
 
-static json_t *details_of(const vt_audit *a)
+/* Whether an alert event is among the audit events. */
+static bool alerted(void *ctx)
 {
-    assert_non_null(a->details);
-    json_error_t jerr;
-    json_t *d = json_loads(a->details, 0, &jerr);
-    if (!d || !json_is_object(d))
-        fail_msg("details of %s are not a JSON object: %s", a->action, a->details);
-    return d;
-}
-
-static long long jint(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v))
-        fail_msg("details have no integer \"%s\"", key);
-    return json_integer_value(v);
-}
-
-static const char *jstr(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_string(v))
-        fail_msg("details have no string \"%s\"", key);
-    return json_string_value(v);
+    static vt_audit ev[16];
+    int n = read_audit(ctx, ev, 16);
+    bool found = false;
+    for (int i = 0; i < n; i++)
+        found = found || strcmp(ev[i].action, "alert") == 0;
+    vt_audit_free(ev, (size_t)n);
+    return found;
 }
 
 /* Fields every event of one worker shares. */
@@ -215,40 +83,17 @@ static void test_min_rows_breach_start_stop(void **state)
     fx *f = *state;
     char group[160];
     snprintf(group, sizeof(group), "%s-g", f->prefix);
-    char *argv[] = {(char *)f->validate_bin,
-                    "--contract",
-                    f->contract,
-                    "--set",
-                    f->set_prefix,
-                    "--set",
-                    f->set_boot,
-                    "--set",
-                    f->set_reg,
-                    "--group",
-                    group,
-                    "--log-level",
-                    "warn",
-                    NULL};
     int64_t t0 = vt_wall_ms();
-    pid_t pid = vt_spawn(argv, f->log);
+    pid_t pid = vt_spawn_validate(f, f->contract, group, NULL);
     assert_true(pid > 0);
     /* the window closes on the clock once the stream is quiet; then stop at once */
-    static vt_audit ev[16];
-    int64_t deadline = vt_now_ms() + 90000;
-    bool alerted = false;
-    while (!alerted && vt_now_ms() < deadline) {
-        int n = read_audit(f, ev, 16);
-        for (int i = 0; i < n; i++)
-            alerted = alerted || strcmp(ev[i].action, "alert") == 0;
-        vt_audit_free(ev, (size_t)n);
-        if (!alerted)
-            usleep(200000);
-    }
+    bool alert = vt_poll(alerted, f, 200, 90000);
     kill(pid, SIGTERM);
     assert_int_equal(vt_wait(pid, 60000), 0);
     int64_t t1 = vt_wall_ms();
-    assert_true(alerted);
+    assert_true(alert);
 
+    static vt_audit ev[16];
     int n = read_audit(f, ev, 16);
     if (n != 3) {
         for (int i = 0; i < n; i++)
@@ -279,12 +124,12 @@ static void test_min_rows_breach_start_stop(void **state)
     assert_string_equal(s->message, "kfleet-validate started");
     assert_null(s->rule_id);
     assert_false(s->has_count);
-    json_t *d = details_of(s);
-    assert_string_equal(jstr(d, "group"), group);
+    json_t *d = vt_details(s);
+    assert_string_equal(vt_jstr(d, "group"), group);
     assert_true(json_is_true(json_object_get(d, "eos")));
-    assert_int_equal(jint(d, "batch_size"), 2000);
-    assert_true(strncmp(jstr(d, "transactional_id"), group, strlen(group)) == 0);
-    assert_true(jstr(d, "version")[0] != '\0');
+    assert_int_equal(vt_jint(d, "batch_size"), 2000);
+    assert_true(strncmp(vt_jstr(d, "transactional_id"), group, strlen(group)) == 0);
+    assert_true(vt_jstr(d, "version")[0] != '\0');
     json_t *contracts = json_object_get(d, "contracts");
     assert_int_equal(json_array_size(contracts), 1);
     assert_string_equal(json_string_value(json_array_get(contracts, 0)), "orders");
@@ -305,13 +150,13 @@ static void test_min_rows_breach_start_stop(void **state)
     assert_string_equal(b->rule_id, "orders.min_rows");
     assert_true(b->has_count);
     assert_int_equal(b->count, NEVENTS);
-    d = details_of(b);
-    assert_string_equal(jstr(d, "kind"), "min_rows");
-    assert_int_equal(jint(d, "limit"), MIN);
-    assert_int_equal(jint(d, "rows"), NEVENTS);
-    assert_string_equal(jstr(d, "window"), "time");
-    assert_int_equal(jint(d, "window_start_ms"), WINDOW0);
-    assert_int_equal(jint(d, "window_end_ms"), WINDOW0 + 10000);
+    d = vt_details(b);
+    assert_string_equal(vt_jstr(d, "kind"), "min_rows");
+    assert_int_equal(vt_jint(d, "limit"), MIN);
+    assert_int_equal(vt_jint(d, "rows"), NEVENTS);
+    assert_string_equal(vt_jstr(d, "window"), "time");
+    assert_int_equal(vt_jint(d, "window_start_ms"), WINDOW0);
+    assert_int_equal(vt_jint(d, "window_end_ms"), WINDOW0 + 10000);
     assert_int_equal(json_object_size(d), 6);
     json_decref(d);
 
@@ -323,15 +168,15 @@ static void test_min_rows_breach_start_stop(void **state)
     assert_null(e->rule_id);
     assert_true(e->has_count);
     assert_int_equal(e->count, NEVENTS);
-    d = details_of(e);
-    assert_int_equal(jint(d, "records_in"), NEVENTS);
-    assert_int_equal(jint(d, "valid"), NEVENTS);
-    assert_int_equal(jint(d, "quarantined"), 0);
-    assert_int_equal(jint(d, "undecodable"), 0);
-    assert_int_equal(jint(d, "unchecked"), 0);
-    assert_true(jint(d, "batches") >= 1);
-    assert_int_equal(jint(d, "aborted_batches"), 0);
-    assert_int_equal(jint(d, "exit_code"), 0);
+    d = vt_details(e);
+    assert_int_equal(vt_jint(d, "records_in"), NEVENTS);
+    assert_int_equal(vt_jint(d, "valid"), NEVENTS);
+    assert_int_equal(vt_jint(d, "quarantined"), 0);
+    assert_int_equal(vt_jint(d, "undecodable"), 0);
+    assert_int_equal(vt_jint(d, "unchecked"), 0);
+    assert_true(vt_jint(d, "batches") >= 1);
+    assert_int_equal(vt_jint(d, "aborted_batches"), 0);
+    assert_int_equal(vt_jint(d, "exit_code"), 0);
     json_decref(d);
     vt_audit_free(ev, 3);
 
@@ -340,25 +185,8 @@ static void test_min_rows_breach_start_stop(void **state)
     char group2[170], max[8];
     snprintf(group2, sizeof(group2), "%s-off", f->prefix);
     snprintf(max, sizeof(max), "%d", NEVENTS);
-    char *off[] = {(char *)f->validate_bin,
-                   "--contract",
-                   f->contract,
-                   "--set",
-                   f->set_prefix,
-                   "--set",
-                   f->set_boot,
-                   "--set",
-                   f->set_reg,
-                   "--set",
-                   "audit.enabled=false",
-                   "--group",
-                   group2,
-                   "--max-records",
-                   max,
-                   "--log-level",
-                   "warn",
-                   NULL};
-    assert_int_equal(vt_wait(vt_spawn(off, f->log), 90000), 0);
+    const char *off[] = {"--set", "audit.enabled=false", "--max-records", max, NULL};
+    assert_int_equal(vt_wait(vt_spawn_validate(f, f->contract, group2, off), 90000), 0);
     n = read_audit(f, ev, 16);
     assert_int_equal(n, 3);
     vt_audit_free(ev, (size_t)n);

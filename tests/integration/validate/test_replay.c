@@ -7,32 +7,19 @@
  * new. Records kfleet-validate could not decode carry the reserved rule id kfleet.decode and
  * are selected by it and by --reason, and nothing else is. Every run but a dry run leaves one
  * replay summary in <p>.audit, checked field by field. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
-
 #include <fcntl.h>
 #include <libpq-fe.h>
 
-#include <jansson.h>
-
-#include "kf_test_env.h"
 #include "kfleet/audit.h"
 #include "kfleet/dlq.h"
-#include "vt.h"
+#include "vt_fixture.h"
 
 #define NRECORDS 40
 #define BASE_TS  1700000000000LL /* 2023-11-14T22:13:20Z */
 
 typedef struct fx {
-    const char *bootstrap, *registry_url, *replay_bin;
-    char prefix[96], origin[160], dlq[300], audit[160], out[256], log[256];
-    char set_boot[200], set_reg[300], set_prefix[160];
+    vt_env env; /* first; env.topic is the origin of the dead-letter records in env.dlq */
     kf_admin *admin;
-    kf_registry *reg;
-    kf_serde *serde;
 } fx;
 
 /* What record i of the DLQ looks like: partition i % 2 at offset i / 2, rule r.a for every
@@ -55,8 +42,8 @@ static void produce_dlq(fx *f, int first, int last)
 {
     kf_error err;
     char txn[160];
-    snprintf(txn, sizeof(txn), "%s-writer-%d", f->prefix, first);
-    const char *kv[] = {"bootstrap.servers", f->bootstrap, "transactional.id", txn};
+    snprintf(txn, sizeof(txn), "%s-writer-%d", f->env.prefix, first);
+    const char *kv[] = {"bootstrap.servers", f->env.bootstrap, "transactional.id", txn};
     kf_producer *p = kf_producer_new(kv, 2, NULL, &err);
     assert_non_null(p);
     kf_txn *t = kf_txn_new(p, NULL, 30000, &err);
@@ -72,7 +59,7 @@ static void produce_dlq(fx *f, int first, int last)
         snprintf(replays, sizeof(replays), "%d", rec_replays(i));
         kf_header h[] = {
             {"trace", trace, strlen(trace)},
-            {KF_DLQ_H_TOPIC, f->origin, strlen(f->origin)},
+            {KF_DLQ_H_TOPIC, f->env.topic, strlen(f->env.topic)},
             {KF_DLQ_H_PARTITION, opart, strlen(opart)},
             {KF_DLQ_H_OFFSET, ooff, strlen(ooff)},
             {KF_DLQ_H_STAGE, "validate", 8},
@@ -83,7 +70,7 @@ static void produce_dlq(fx *f, int first, int last)
             {KF_DLQ_H_WORKER, "kfleet-validate", 15},
             {KF_DLQ_H_REPLAY, replays, strlen(replays)},
         };
-        kf_produce_msg msg = {.topic = f->dlq,
+        kf_produce_msg msg = {.topic = f->env.dlq,
                               .partition = rec_partition(i),
                               .key = key,
                               .key_len = strlen(key),
@@ -101,35 +88,13 @@ static void produce_dlq(fx *f, int first, int last)
 
 static int setup(void **state)
 {
-    /* the environment first: a missing variable fails the test before anything is allocated */
-    const char *bootstrap = kf_test_env("KFLEET_BOOTSTRAP");
-    const char *registry_url = kf_test_env("KFLEET_REGISTRY_URL");
-    const char *replay_bin = kf_test_env("KFLEET_REPLAY_BIN");
-    fx *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
+    fx *f = vt_fixture_new(sizeof(*f), "rp");
     kf_error err;
-    f->bootstrap = bootstrap;
-    f->registry_url = registry_url;
-    f->replay_bin = replay_bin;
-    char name[80];
-    kf_test_unique_name(name, sizeof(name), "rp");
-    snprintf(f->prefix, sizeof(f->prefix), "%s", name);
-    snprintf(f->origin, sizeof(f->origin), "%s.shop.orders", name);
-    snprintf(f->dlq, sizeof(f->dlq), "%s.dlq.%s", name, f->origin);
-    snprintf(f->out, sizeof(f->out), "/tmp/%s.out", name);
-    snprintf(f->log, sizeof(f->log), "/tmp/%s.log", name);
-    snprintf(f->audit, sizeof(f->audit), "%s.audit", name);
-    snprintf(f->set_boot, sizeof(f->set_boot), "kafka.bootstrap.servers=%s", f->bootstrap);
-    snprintf(f->set_reg, sizeof(f->set_reg), "registry.url=%s", registry_url);
-    snprintf(f->set_prefix, sizeof(f->set_prefix), "topic.prefix=%s", name);
-    kf_registry_config rc = {.url = registry_url};
-    assert_non_null(f->reg = kf_registry_new(&rc, &err));
-    assert_non_null(f->serde = kf_serde_new(f->reg, &err));
-    const char *kv[] = {"bootstrap.servers", f->bootstrap};
+    const char *kv[] = {"bootstrap.servers", f->env.bootstrap};
     f->admin = kf_admin_new(kv, 1, &err);
     assert_non_null(f->admin);
-    kf_topic_spec specs[] = {{.name = f->origin, .partitions = 2, .replication_factor = -1},
-                             {.name = f->dlq, .partitions = 2, .replication_factor = -1}};
+    kf_topic_spec specs[] = {{.name = f->env.topic, .partitions = 2, .replication_factor = -1},
+                             {.name = f->env.dlq, .partitions = 2, .replication_factor = -1}};
     assert_int_equal(kf_admin_create_topics(f->admin, specs, 2, true, 30000, &err), KF_OK);
     produce_dlq(f, 0, NRECORDS);
     *state = f;
@@ -139,49 +104,19 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    char parked[320], valid[200];
-    snprintf(parked, sizeof(parked), "%s.parked", f->dlq);
-    snprintf(valid, sizeof(valid), "%s.valid.shop.orders", f->prefix);
-    const char *names[] = {f->origin, f->dlq, parked, f->audit, valid};
-    kf_error err;
-    kf_admin_delete_topics(f->admin, names, 5, true, 30000, &err);
+    char parked[320];
+    snprintf(parked, sizeof(parked), "%s.parked", f->env.dlq);
     kf_admin_destroy(f->admin);
-    kf_serde_destroy(f->serde);
-    kf_registry_destroy(f->reg);
-    unlink(f->out);
-    unlink(f->log);
-    free(f);
+    vt_fixture_free(&f->env, (const char *[]){parked}, 1);
     return 0;
 }
 
 /* Runs kfleet-replay with args (NULL-terminated) plus the bootstrap and the DLQ topic; stdout
- * into f->out. Returns the exit code; *elapsed_ms the run time. */
+ * into f->env.out. Returns the exit code; *elapsed_ms the run time. */
 static int run_replay(fx *f, const char *const *args, int64_t *elapsed_ms)
 {
-    char *argv[40];
-    size_t n = 0;
-    argv[n++] = (char *)f->replay_bin;
-    for (size_t i = 0; args[i]; i++)
-        argv[n++] = (char *)args[i];
-    argv[n++] = "--set";
-    argv[n++] = f->set_boot;
-    argv[n++] = "--set";
-    argv[n++] = f->set_reg;
-    argv[n++] = "--set";
-    argv[n++] = f->set_prefix;
-    argv[n++] = "--log-level";
-    argv[n++] = "warn";
-    argv[n++] = f->dlq;
-    argv[n] = NULL;
     int64_t t0 = vt_now_ms();
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (!freopen(f->log, "a", stderr) || !freopen(f->out, "w", stdout))
-            _exit(127);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    int rc = vt_wait(pid, 120000);
+    int rc = vt_wait(vt_spawn_replay(&f->env, args, f->env.out), 120000);
     if (elapsed_ms)
         *elapsed_ms = vt_now_ms() - t0;
     return rc;
@@ -191,7 +126,7 @@ static int run_replay(fx *f, const char *const *args, int64_t *elapsed_ms)
  * summary line. */
 static void dry_lines(fx *f, char *lines, size_t cap, char *summary, size_t scap)
 {
-    FILE *fp = fopen(f->out, "r");
+    FILE *fp = fopen(f->env.out, "r");
     assert_non_null(fp);
     char line[1024];
     size_t len = 0;
@@ -221,7 +156,7 @@ static void dry_lines(fx *f, char *lines, size_t cap, char *summary, size_t scap
 /* The dry-run lines of the last run whole (without the summary), each ending in '\n'. */
 static size_t dry_full(fx *f, char *out, size_t cap)
 {
-    FILE *fp = fopen(f->out, "r");
+    FILE *fp = fopen(f->env.out, "r");
     assert_non_null(fp);
     char line[1024];
     size_t len = 0, n = 0;
@@ -241,7 +176,7 @@ static size_t dry_full(fx *f, char *out, size_t cap)
 static int replay_events(fx *f, vt_audit *out, size_t max)
 {
     static vt_audit all[64];
-    int n = vt_audit_read(f->bootstrap, f->serde, f->audit, all, 64, 30000);
+    int n = vt_audit_read(f->env.bootstrap, f->env.serde, f->env.audit, all, 64, 30000);
     int k = 0;
     for (int i = 0; i < n; i++) {
         if (strcmp(all[i].program, "kfleet-replay") == 0 && (size_t)k < max) {
@@ -251,23 +186,6 @@ static int replay_events(fx *f, vt_audit *out, size_t max)
         vt_audit_free(&all[i], 1);
     }
     return k;
-}
-
-static json_t *details_json(const vt_audit *a)
-{
-    assert_non_null(a->details);
-    json_t *d = json_loads(a->details, 0, NULL);
-    if (!d || !json_is_object(d))
-        fail_msg("details are not a JSON object: %s", a->details);
-    return d;
-}
-
-static long long jint(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v))
-        fail_msg("no integer \"%s\" in the details", key);
-    return json_integer_value(v);
 }
 
 /* Checks what every replay summary of this fixture has: a fresh id, the program, the DLQ
@@ -280,17 +198,17 @@ static void check_summary(fx *f, const vt_audit *a, const char *level)
     assert_string_equal(a->level, level);
     assert_string_equal(a->key, a->instance);
     assert_non_null(a->topic);
-    assert_string_equal(a->topic, f->dlq);
+    assert_string_equal(a->topic, f->env.dlq);
     assert_true(a->has_count);
     assert_null(a->db);
     assert_null(a->table);
     assert_null(a->rule_id);
     assert_false(a->has_partition || a->has_offset || a->has_schema_id);
-    json_t *d = details_json(a);
+    json_t *d = vt_details(a);
     json_t *dlqs = json_object_get(d, "dlq_topics");
     assert_int_equal(json_array_size(dlqs), 1);
-    assert_string_equal(json_string_value(json_array_get(dlqs, 0)), f->dlq);
-    assert_int_equal(jint(d, "exit_code"), 0);
+    assert_string_equal(json_string_value(json_array_get(dlqs, 0)), f->env.dlq);
+    assert_int_equal(vt_jint(d, "exit_code"), 0);
     json_decref(d);
 }
 
@@ -314,7 +232,7 @@ static void test_dry_run_filters(void **state)
     char lines[4096], summary[256], group[160];
     int64_t elapsed;
     /* offsets of partition 0: records 4, 6, 8, 10 (10 was replayed three times: parked) */
-    snprintf(group, sizeof(group), "%s-dry1", f->prefix);
+    snprintf(group, sizeof(group), "%s-dry1", f->env.prefix);
     const char *a1[] = {"--dry-run", "--offsets", "0:2-5", "--group", group, NULL};
     assert_int_equal(run_replay(f, a1, &elapsed), 0);
     dry_lines(f, lines, sizeof(lines), summary, sizeof(summary));
@@ -325,7 +243,7 @@ static void test_dry_run_filters(void **state)
     assert_true(elapsed < 20000);
 
     /* times: records 10 .. 19 (ISO-8601 and epoch milliseconds), partition-wide offsets */
-    snprintf(group, sizeof(group), "%s-dry2", f->prefix);
+    snprintf(group, sizeof(group), "%s-dry2", f->env.prefix);
     const char *a2[] = {
         "--dry-run", "--since", "2023-11-14T22:13:30Z", "--until", "1700000020000", "--group",
         group,       NULL};
@@ -340,7 +258,7 @@ static void test_dry_run_filters(void **state)
         assert_non_null(strstr(lines, want));
     }
     /* an offset range on every partition combined with a time bound and a rule */
-    snprintf(group, sizeof(group), "%s-dry3", f->prefix);
+    snprintf(group, sizeof(group), "%s-dry3", f->env.prefix);
     const char *a3[] = {"--dry-run", "--offsets", "15-",     "--since", "2023-11-14T22:13:50+00:00",
                         "--rule",    "r.a",       "--group", group,     NULL};
     assert_int_equal(run_replay(f, a3, NULL), 0);
@@ -357,7 +275,7 @@ static void test_dry_run_filters(void **state)
     /* dry runs leave no audit trail: the audit topic was never even created */
     kf_topic_info info;
     kf_error err;
-    assert_int_equal(kf_admin_describe_topic(f->admin, f->audit, &info, 30000, &err),
+    assert_int_equal(kf_admin_describe_topic(f->admin, f->env.audit, &info, 30000, &err),
                      KF_ERR_NOT_FOUND);
 }
 
@@ -365,7 +283,7 @@ static void test_replay_loop_guard_and_resume(void **state)
 {
     fx *f = *state;
     char group[160], lines[4096], summary[256];
-    snprintf(group, sizeof(group), "%s-replay", f->prefix);
+    snprintf(group, sizeof(group), "%s-replay", f->env.prefix);
     const char *args[] = {"--rule", "r.b", "--max-replays", "3", "--group", group, NULL};
     assert_int_equal(run_replay(f, args, NULL), 0);
     dry_lines(f, lines, sizeof(lines), summary, sizeof(summary));
@@ -383,7 +301,7 @@ static void test_replay_loop_guard_and_resume(void **state)
     assert_string_equal(summary, "done: read 0, replayed 0, parked 0, skipped 0 (filters)");
 
     vt_list in = {0}, parked = {0};
-    assert_true(vt_read_topic(f->bootstrap, f->origin, &in, 60000));
+    assert_true(vt_read_topic(f->env.bootstrap, f->env.topic, &in, 60000));
     assert_int_equal(in.n, nreplay);
     for (size_t j = 0; j < in.n; j++) {
         vt_record *r = &in.r[j];
@@ -397,8 +315,8 @@ static void test_replay_loop_guard_and_resume(void **state)
         assert_int_equal(r->partition, rec_partition(i)); /* back to its origin partition */
     }
     char parking[320];
-    snprintf(parking, sizeof(parking), "%s.parked", f->dlq);
-    assert_true(vt_read_topic(f->bootstrap, parking, &parked, 60000));
+    snprintf(parking, sizeof(parking), "%s.parked", f->env.dlq);
+    assert_true(vt_read_topic(f->env.bootstrap, parking, &parked, 60000));
     assert_int_equal(parked.n, npark);
     for (size_t j = 0; j < parked.n; j++) {
         vt_record *r = &parked.r[j];
@@ -406,7 +324,7 @@ static void test_replay_loop_guard_and_resume(void **state)
         assert_true(rec_replays(i) >= 3);
         assert_int_equal(r->replay_count, 3); /* parked as it was, headers and all */
         assert_string_equal(r->rule, "r.b");
-        assert_string_equal(r->origin, f->origin);
+        assert_string_equal(r->origin, f->env.topic);
         assert_int_equal(r->origin_offset, 1000 + i);
     }
     vt_list_free(&in);
@@ -420,20 +338,20 @@ static void test_replay_loop_guard_and_resume(void **state)
     assert_string_not_equal(ev[0].id, ev[1].id);
     snprintf(want, sizeof(want),
              "kfleet-replay replayed %d, parked %d, skipped %d of 40 records read from %s", nreplay,
-             npark, NRECORDS - nreplay - npark, f->dlq);
+             npark, NRECORDS - nreplay - npark, f->env.dlq);
     assert_string_equal(ev[0].message, want);
     assert_int_equal(ev[0].count, nreplay + npark);
-    json_t *d = details_json(&ev[0]);
+    json_t *d = vt_details(&ev[0]);
     assert_string_equal(json_string_value(json_object_get(d, "mode")), "replay");
     assert_string_equal(json_string_value(json_object_get(d, "group")), group);
-    assert_int_equal(jint(d, "read"), NRECORDS);
-    assert_int_equal(jint(d, "replayed"), nreplay);
-    assert_int_equal(jint(d, "parked"), npark);
-    assert_int_equal(jint(d, "skipped"), NRECORDS - nreplay - npark);
-    assert_int_equal(jint(d, "max_replays"), 3);
+    assert_int_equal(vt_jint(d, "read"), NRECORDS);
+    assert_int_equal(vt_jint(d, "replayed"), nreplay);
+    assert_int_equal(vt_jint(d, "parked"), npark);
+    assert_int_equal(vt_jint(d, "skipped"), NRECORDS - nreplay - npark);
+    assert_int_equal(vt_jint(d, "max_replays"), 3);
     json_t *targets = json_object_get(d, "targets");
     assert_int_equal(json_array_size(targets), 2);
-    json_t *t = topic_entry(targets, f->origin);
+    json_t *t = topic_entry(targets, f->env.topic);
     assert_int_equal(json_integer_value(json_object_get(t, "records")), nreplay);
     assert_true(json_is_false(json_object_get(t, "parking")));
     t = topic_entry(targets, parking);
@@ -441,17 +359,17 @@ static void test_replay_loop_guard_and_resume(void **state)
     assert_true(json_is_true(json_object_get(t, "parking")));
     json_t *origins = json_object_get(d, "origins");
     assert_int_equal(json_array_size(origins), 1);
-    t = topic_entry(origins, f->origin);
+    t = topic_entry(origins, f->env.topic);
     assert_int_equal(json_integer_value(json_object_get(t, "records")), nreplay + npark);
     json_t *rules = json_object_get(json_object_get(d, "filters"), "rules");
     assert_int_equal(json_array_size(rules), 1);
     assert_string_equal(json_string_value(json_array_get(rules, 0)), "r.b");
     json_decref(d);
     snprintf(want, sizeof(want),
-             "kfleet-replay replayed 0, parked 0, skipped 0 of 0 records read from %s", f->dlq);
+             "kfleet-replay replayed 0, parked 0, skipped 0 of 0 records read from %s", f->env.dlq);
     assert_string_equal(ev[1].message, want);
     assert_int_equal(ev[1].count, 0);
-    d = details_json(&ev[1]);
+    d = vt_details(&ev[1]);
     assert_int_equal(json_array_size(json_object_get(d, "targets")), 0);
     json_decref(d);
     vt_audit_free(ev, 2);
@@ -461,57 +379,25 @@ static void test_follow(void **state)
 {
     fx *f = *state;
     char group[160], target[200];
-    snprintf(group, sizeof(group), "%s-follow", f->prefix);
-    snprintf(target, sizeof(target), "%s.followed", f->prefix);
+    snprintf(group, sizeof(group), "%s-follow", f->env.prefix);
+    snprintf(target, sizeof(target), "%s.followed", f->env.prefix);
     kf_error err;
     kf_topic_spec spec = {.name = target, .partitions = 1, .replication_factor = -1};
     assert_int_equal(kf_admin_create_topics(f->admin, &spec, 1, true, 30000, &err), KF_OK);
-    char *argv[] = {(char *)f->replay_bin,
-                    "--follow",
-                    "--to",
-                    target,
-                    "--max-replays",
-                    "1000",
-                    "--group",
-                    group,
-                    "--set",
-                    f->set_boot,
-                    "--set",
-                    f->set_reg,
-                    "--set",
-                    f->set_prefix,
-                    "--log-level",
-                    "warn",
-                    f->dlq,
-                    NULL};
-    pid_t pid = vt_spawn(argv, f->log);
+    const char *args[] = {"--follow", "--to",    target, "--max-replays",
+                          "1000",     "--group", group,  NULL};
+    pid_t pid = vt_spawn_replay(&f->env, args, NULL);
     /* everything there is, then what comes later */
-    int64_t deadline = vt_now_ms() + 60000;
-    size_t n = 0;
-    while (n < NRECORDS) {
-        assert_true(vt_now_ms() < deadline);
-        usleep(200000);
-        vt_list l = {0};
-        assert_true(vt_read_topic(f->bootstrap, target, &l, 30000));
-        n = l.n;
-        vt_list_free(&l);
-    }
+    const char *targets[] = {target};
+    assert_true(vt_wait_records(f->env.bootstrap, targets, 1, NRECORDS, 200, 60000));
     usleep(1500000); /* well past any end: a follower keeps running */
     assert_int_equal(waitpid(pid, NULL, WNOHANG), 0);
     produce_dlq(f, NRECORDS, NRECORDS + 5);
-    deadline = vt_now_ms() + 60000;
-    while (n < NRECORDS + 5) {
-        assert_true(vt_now_ms() < deadline);
-        usleep(200000);
-        vt_list l = {0};
-        assert_true(vt_read_topic(f->bootstrap, target, &l, 30000));
-        n = l.n;
-        vt_list_free(&l);
-    }
+    assert_true(vt_wait_records(f->env.bootstrap, targets, 1, NRECORDS + 5, 200, 60000));
     kill(pid, SIGTERM);
     assert_int_equal(vt_wait(pid, 30000), 0);
     vt_list l = {0};
-    assert_true(vt_read_topic(f->bootstrap, target, &l, 30000));
+    assert_true(vt_read_topic(f->env.bootstrap, target, &l, 30000));
     assert_int_equal(l.n, NRECORDS + 5);
     vt_list_free(&l);
     /* a follower's summary comes when it is stopped */
@@ -519,7 +405,7 @@ static void test_follow(void **state)
     assert_int_equal(replay_events(f, ev, 2), 1);
     check_summary(f, &ev[0], "info");
     assert_int_equal(ev[0].count, NRECORDS + 5);
-    json_t *d = details_json(&ev[0]);
+    json_t *d = vt_details(&ev[0]);
     assert_string_equal(json_string_value(json_object_get(d, "to")), target);
     json_t *t = topic_entry(json_object_get(d, "targets"), target);
     assert_int_equal(json_integer_value(json_object_get(t, "records")), NRECORDS + 5);
@@ -545,14 +431,14 @@ static void test_materialize_batches(void **state)
     fx *f = *state;
     const char *dsn = kf_test_env("KFLEET_PG_DSN");
     char group[160], lines[4096], summary[256];
-    snprintf(group, sizeof(group), "%s-mat", f->prefix);
+    snprintf(group, sizeof(group), "%s-mat", f->env.prefix);
     const char *args[] = {"--materialize", "--pg-dsn", dsn, "--group", group, NULL};
     assert_int_equal(run_replay(f, args, NULL), 0);
     dry_lines(f, lines, sizeof(lines), summary, sizeof(summary));
     assert_string_equal(summary,
                         "done: read 40, materialized 40 (40 new rows), skipped 0 (filters)");
     /* a fresh group reads everything again: rows are keyed by DLQ coordinates */
-    snprintf(group, sizeof(group), "%s-mat2", f->prefix);
+    snprintf(group, sizeof(group), "%s-mat2", f->env.prefix);
     const char *again[] = {"--materialize", "--pg-dsn", dsn, "--group", group, NULL};
     assert_int_equal(run_replay(f, again, NULL), 0);
     dry_lines(f, lines, sizeof(lines), summary, sizeof(summary));
@@ -560,9 +446,10 @@ static void test_materialize_batches(void **state)
                         "done: read 40, materialized 40 (0 new rows), skipped 0 (filters)");
     PGconn *pg = PQconnectdb(dsn);
     assert_int_equal(PQstatus(pg), CONNECTION_OK);
-    assert_int_equal(
-        pg_count(pg, "SELECT count(*) FROM kfleet_meta.quarantine WHERE dlq_topic = $1", f->dlq),
-        NRECORDS);
+    assert_int_equal(pg_count(pg,
+                              "SELECT count(*) FROM kfleet_meta.quarantine WHERE dlq_topic = $1",
+                              f->env.dlq),
+                     NRECORDS);
     /* every column from the headers, the raw key and value, the record time */
     assert_int_equal(
         pg_count(pg,
@@ -580,10 +467,10 @@ static void test_materialize_batches(void **state)
                  "   THEN 'r.a' ELSE 'r.b' END"
                  " AND replay_count = CASE WHEN (dlq_offset * 2 + dlq_partition) % 5 = 0"
                  "   THEN 3 ELSE 0 END",
-                 f->dlq),
+                 f->env.dlq),
         NRECORDS);
     PGresult *res = PQexecParams(pg, "DELETE FROM kfleet_meta.quarantine WHERE dlq_topic = $1", 1,
-                                 NULL, (const char *[]){f->dlq}, NULL, NULL, 0);
+                                 NULL, (const char *[]){f->env.dlq}, NULL, NULL, 0);
     PQclear(res);
     PQfinish(pg);
     /* a summary per run: materialized rows, new rows */
@@ -592,10 +479,10 @@ static void test_materialize_batches(void **state)
     for (int i = 0; i < 2; i++) {
         check_summary(f, &ev[i], "info");
         assert_int_equal(ev[i].count, NRECORDS);
-        json_t *d = details_json(&ev[i]);
+        json_t *d = vt_details(&ev[i]);
         assert_string_equal(json_string_value(json_object_get(d, "mode")), "materialize");
-        assert_int_equal(jint(d, "materialized"), NRECORDS);
-        assert_int_equal(jint(d, "inserted"), i == 0 ? NRECORDS : 0);
+        assert_int_equal(vt_jint(d, "materialized"), NRECORDS);
+        assert_int_equal(vt_jint(d, "inserted"), i == 0 ? NRECORDS : 0);
         json_decref(d);
     }
     vt_audit_free(ev, 2);
@@ -605,119 +492,55 @@ static void test_materialize_batches(void **state)
  * and runs the worker over them, so their dead-letter records get validate's own headers. */
 static void validate_poison(fx *f)
 {
-    const char *validate_bin = kf_test_env("KFLEET_VALIDATE_BIN");
     kf_error err;
-    kf_table *t = kf_table_new(f->prefix, "shop", NULL, "orders", &err);
-    assert_non_null(t);
-    kf_column id = {.name = "id", .pk_order = 1}, email = {.name = "email", .nullable = true};
-    assert_int_equal(kf_coltype_parse("bigint", &id, &err), KF_OK);
-    assert_int_equal(kf_coltype_parse("text", &email, &err), KF_OK);
-    assert_int_equal(kf_table_add_column(t, &id, &err), KF_OK);
-    assert_int_equal(kf_table_add_column(t, &email, &err), KF_OK);
-    char *ks = kf_table_key_schema(t, &err), *es = kf_table_envelope_schema(t, &err);
-    char subject[256];
-    int32_t key_id, value_id;
-    snprintf(subject, sizeof(subject), "%s-key", f->origin);
-    assert_int_equal(kf_serde_register(f->serde, subject, ks, &key_id, &err), KF_OK);
-    snprintf(subject, sizeof(subject), "%s-value", f->origin);
-    assert_int_equal(kf_serde_register(f->serde, subject, es, &value_id, &err), KF_OK);
-    free(ks);
-    free(es);
-    kf_event_writer *w = kf_event_writer_new(f->serde, t, key_id, value_id, &err);
-    assert_non_null(w);
-    kf_source src = {.version = "0.1.0",
-                     .connector = "sim",
-                     .name = f->prefix,
-                     .db = "shop",
-                     .table = "orders",
-                     .snapshot = "false",
-                     .has_seq = true,
-                     .seq = 1};
-    assert_int_equal(kf_event_writer_set_source(w, &src, &err), KF_OK);
+    vt_orders o;
+    vt_ok(vt_orders_new(&o, f->env.serde, f->env.prefix, f->env.topic, 2, &err), &err);
     kf_buf key = {0}, good = {0}, nulled = {0}, cut = {0};
-    assert_int_equal(kf_event_writer_begin(w, KF_OP_CREATE, BASE_TS, &err), KF_OK);
-    assert_int_equal(kf_event_set_int(w, KF_AFTER, 0, 1, &err), KF_OK);
-    assert_int_equal(kf_event_set_string(w, KF_AFTER, 1, "a@b", 3, &err), KF_OK);
-    assert_int_equal(kf_event_writer_encode(w, &key, &good, &err), KF_OK);
+    assert_int_equal(kf_event_writer_begin(o.w, KF_OP_CREATE, BASE_TS, &err), KF_OK);
+    assert_int_equal(kf_event_set_int(o.w, KF_AFTER, 0, 1, &err), KF_OK);
+    assert_int_equal(kf_event_set_string(o.w, KF_AFTER, 1, "a@b", 3, &err), KF_OK);
+    assert_int_equal(kf_event_writer_encode(o.w, &key, &good, &err), KF_OK);
     assert_int_equal(kf_buf_reserve(&cut, good.len), KF_OK);
     memcpy(cut.data, good.data, good.len);
     cut.len = good.len - 12; /* a real event cut short */
-    assert_int_equal(kf_event_writer_begin(w, KF_OP_CREATE, BASE_TS, &err), KF_OK);
-    assert_int_equal(kf_event_set_int(w, KF_AFTER, 0, 2, &err), KF_OK);
-    assert_int_equal(kf_event_set_null(w, KF_AFTER, 1, &err), KF_OK);
-    assert_int_equal(kf_event_writer_encode(w, &key, &nulled, &err), KF_OK);
-    const kf_produce_msg msgs[] = {
-        {.topic = f->origin,
-         .partition = 0,
-         .key = "p1",
-         .key_len = 2,
-         .value = "\x01garbage",
-         .value_len = 8},
-        {.topic = f->origin,
-         .partition = 0,
-         .key = "p2",
-         .key_len = 2,
-         .value = "\x00\x7f\xff\xff\xf0\x02\x04",
-         .value_len = 7},
-        {.topic = f->origin,
-         .partition = 1,
-         .key = "p3",
-         .key_len = 2,
-         .value = cut.data,
-         .value_len = cut.len},
-        {.topic = f->origin,
-         .partition = 1,
-         .key = "p4",
-         .key_len = 2,
-         .value = nulled.data,
-         .value_len = nulled.len},
-        {.topic = f->origin,
-         .partition = 1,
-         .key = "p5",
-         .key_len = 2,
-         .value = good.data,
-         .value_len = good.len},
+    assert_int_equal(kf_event_writer_begin(o.w, KF_OP_CREATE, BASE_TS, &err), KF_OK);
+    assert_int_equal(kf_event_set_int(o.w, KF_AFTER, 0, 2, &err), KF_OK);
+    assert_int_equal(kf_event_set_null(o.w, KF_AFTER, 1, &err), KF_OK);
+    assert_int_equal(kf_event_writer_encode(o.w, &key, &nulled, &err), KF_OK);
+    /* keys p1 .. p5: bad magic byte, unknown schema id, cut short, a null email, good */
+    const struct {
+        int32_t partition;
+        const void *value;
+        size_t len;
+    } rows[] = {
+        {0, "\x01garbage", 8},    {0, "\x00\x7f\xff\xff\xf0\x02\x04", 7},
+        {1, cut.data, cut.len},   {1, nulled.data, nulled.len},
+        {1, good.data, good.len},
     };
-    const char *kv[] = {"bootstrap.servers", f->bootstrap};
-    kf_producer *p = kf_producer_new(kv, 1, NULL, &err);
-    assert_non_null(p);
-    for (size_t i = 0; i < 5; i++)
-        assert_int_equal(kf_producer_produce(p, &msgs[i], NULL, &err), KF_OK);
-    assert_int_equal(kf_producer_flush(p, 30000, &err), KF_OK);
-    assert_false(kf_producer_failed(p, NULL));
-    kf_producer_destroy(p);
+    kf_produce_msg msgs[5];
+    char keys[5][4];
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "p%zu", i + 1);
+        msgs[i] = (kf_produce_msg){.topic = f->env.topic,
+                                   .partition = rows[i].partition,
+                                   .key = keys[i],
+                                   .key_len = 2,
+                                   .value = rows[i].value,
+                                   .value_len = rows[i].len};
+    }
+    vt_ok(vt_produce(f->env.bootstrap, msgs, 5, &err), &err);
     kf_buf_free(&key);
     kf_buf_free(&good);
     kf_buf_free(&nulled);
     kf_buf_free(&cut);
-    kf_event_writer_destroy(w);
-    kf_table_destroy(t);
+    vt_orders_free(&o);
 
-    char contract[256], group[160];
-    snprintf(contract, sizeof(contract), "/tmp/%s-contract.yaml", f->prefix);
-    snprintf(group, sizeof(group), "%s-validate", f->prefix);
-    FILE *fp = fopen(contract, "w");
-    assert_non_null(fp);
-    fputs("contract: orders\nmatch:\n  tables: [shop.orders]\ncolumns:\n  email: [not_null]\n", fp);
-    fclose(fp);
-    char *argv[] = {(char *)validate_bin,
-                    "--contract",
-                    contract,
-                    "--set",
-                    f->set_prefix,
-                    "--set",
-                    f->set_boot,
-                    "--set",
-                    f->set_reg,
-                    "--group",
-                    group,
-                    "--max-records",
-                    "5",
-                    "--log-level",
-                    "warn",
-                    NULL};
-    assert_int_equal(vt_wait(vt_spawn(argv, f->log), 120000), 0);
-    remove(contract);
+    char group[160];
+    snprintf(group, sizeof(group), "%s-validate", f->env.prefix);
+    assert_true(vt_write_file(f->env.contract, "contract: orders\nmatch:\n  tables: [shop.orders]\n"
+                                               "columns:\n  email: [not_null]\n"));
+    const char *max[] = {"--max-records", "5", NULL};
+    assert_int_equal(vt_wait(vt_spawn_validate(&f->env, f->env.contract, group, max), 120000), 0);
 }
 
 /* Dry-run lines of a run with args must be exactly `want` lines, each naming one of the
@@ -744,7 +567,7 @@ static void test_decode_failures_selected(void **state)
     /* the DLQ: 40 hand-written rule records (r.a, r.b; reason range), then what validate
      * quarantined: three undecodable records and one not_null violation */
     char group[160];
-    snprintf(group, sizeof(group), "%s-decode", f->prefix);
+    snprintf(group, sizeof(group), "%s-decode", f->env.prefix);
     const char *by_rule[] = {"--dry-run", "--rule", KF_DLQ_RULE_DECODE, "--group", group, NULL};
     const char *decode3[] = {"rule=kfleet.decode reason=bad_magic_byte",
                              "rule=kfleet.decode reason=unknown_schema_id",
@@ -773,14 +596,14 @@ static void test_decode_failures_selected(void **state)
 
     /* the real thing: the undecodable records to a side topic, byte for byte */
     char target[200];
-    snprintf(target, sizeof(target), "%s.poison", f->prefix);
+    snprintf(target, sizeof(target), "%s.poison", f->env.prefix);
     kf_error err;
     kf_topic_spec spec = {.name = target, .partitions = 1, .replication_factor = -1};
     assert_int_equal(kf_admin_create_topics(f->admin, &spec, 1, true, 30000, &err), KF_OK);
     const char *send[] = {"--rule", KF_DLQ_RULE_DECODE, "--to", target, "--group", group, NULL};
     assert_int_equal(run_replay(f, send, NULL), 0);
     vt_list l = {0};
-    assert_true(vt_read_topic(f->bootstrap, target, &l, 30000));
+    assert_true(vt_read_topic(f->env.bootstrap, target, &l, 30000));
     assert_int_equal(l.n, 3);
     for (size_t i = 0; i < l.n; i++) {
         assert_string_equal(l.r[i].rule, ""); /* error headers gone */
@@ -793,11 +616,12 @@ static void test_decode_failures_selected(void **state)
     assert_int_equal(replay_events(f, ev, 2), 1);
     check_summary(f, &ev[0], "info");
     assert_int_equal(ev[0].count, 3);
-    json_t *d = details_json(&ev[0]);
+    json_t *d = vt_details(&ev[0]);
     json_t *rules = json_object_get(json_object_get(d, "filters"), "rules");
     assert_string_equal(json_string_value(json_array_get(rules, 0)), KF_DLQ_RULE_DECODE);
-    assert_int_equal(jint(topic_entry(json_object_get(d, "targets"), target), "records"), 3);
-    assert_int_equal(jint(topic_entry(json_object_get(d, "origins"), f->origin), "records"), 3);
+    assert_int_equal(vt_jint(topic_entry(json_object_get(d, "targets"), target), "records"), 3);
+    assert_int_equal(vt_jint(topic_entry(json_object_get(d, "origins"), f->env.topic), "records"),
+                     3);
     json_decref(d);
     vt_audit_free(ev, 1);
     const char *names[] = {target};

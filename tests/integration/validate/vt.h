@@ -1,6 +1,8 @@
 /* Helpers for the validate integration tests and benchmark: a small orders table whose change
- * events are produced with the event writer, reading a topic back with read_committed, and
- * running a program as a child process. */
+ * events are produced with the event writer, reading a topic back with read_committed, waiting
+ * for a condition, and running kfleet-validate and kfleet-replay as child processes. Free of
+ * cmocka (the benchmark uses it too): helpers return false and fill a kf_error, and the tests'
+ * assertions live in vt_fixture.h. */
 #ifndef KFLEET_TESTS_VT_H
 #define KFLEET_TESTS_VT_H
 
@@ -23,6 +25,7 @@
 #include "kfleet/kafka.h"
 #include "kfleet/registry.h"
 #include "kfleet/serde.h"
+#include "kfleet/table.h"
 
 /* What a produced record should become. */
 typedef enum vt_fate { VT_VALID = 0, VT_RULE, VT_POISON } vt_fate;
@@ -321,19 +324,26 @@ static inline vt_record *vt_find_value(vt_list *l, const void *value, size_t len
     return NULL;
 }
 
-/* Starts argv[0] with argv; stderr goes to log_path (appended) when given. */
-static inline pid_t vt_spawn(char *const argv[], const char *log_path)
+/* Starts argv[0] with argv; stderr goes to log_path (appended) when given, stdout to out_path
+ * (replaced), or nowhere when that is NULL. */
+static inline pid_t vt_spawn_to(char *const argv[], const char *log_path, const char *out_path)
 {
     pid_t pid = fork();
     if (pid == 0) {
         if (log_path && !freopen(log_path, "a", stderr))
             _exit(127);
-        if (!freopen("/dev/null", "w", stdout))
+        if (!freopen(out_path ? out_path : "/dev/null", "w", stdout))
             _exit(127);
         execv(argv[0], argv);
         _exit(127);
     }
     return pid;
+}
+
+/* Starts argv[0] with argv; stderr goes to log_path (appended) when given. */
+static inline pid_t vt_spawn(char *const argv[], const char *log_path)
+{
+    return vt_spawn_to(argv, log_path, NULL);
 }
 
 /* Waits for pid up to timeout_ms; returns its exit code, 128+signal, or -1 on timeout (the
@@ -353,6 +363,300 @@ static inline int vt_wait(pid_t pid, int timeout_ms)
         }
         usleep(20000);
     }
+}
+
+/* Writes text to path (replacing it); false when it cannot. */
+static inline bool vt_write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return false;
+    bool ok = fputs(text, fp) >= 0;
+    return fclose(fp) == 0 && ok;
+}
+
+/* Calls done(ctx) every poll_ms until it returns true or timeout_ms passed; returns its last
+ * answer. */
+static inline bool vt_poll(bool (*done)(void *ctx), void *ctx, int poll_ms, int timeout_ms)
+{
+    int64_t deadline = vt_now_ms() + timeout_ms;
+    for (;;) {
+        if (done(ctx))
+            return true;
+        if (vt_now_ms() > deadline)
+            return false;
+        usleep((useconds_t)poll_ms * 1000);
+    }
+}
+
+typedef struct vt_count {
+    const char *bootstrap;
+    const char *const *topics;
+    size_t ntopics, min;
+    bool failed;
+} vt_count;
+
+static inline bool vt_count_reached(void *arg)
+{
+    vt_count *c = arg;
+    size_t n = 0;
+    for (size_t i = 0; i < c->ntopics; i++) {
+        vt_list l = {0};
+        if (!vt_read_topic(c->bootstrap, c->topics[i], &l, 30000))
+            c->failed = true;
+        n += l.n;
+        vt_list_free(&l);
+    }
+    return c->failed || n >= c->min;
+}
+
+/* Reads the ntopics topics every poll_ms until they hold at least min committed records
+ * together. False when timeout_ms passed first or a topic could not be read (in 30 s). */
+static inline bool vt_wait_records(const char *bootstrap, const char *const *topics, size_t ntopics,
+                                   size_t min, int poll_ms, int timeout_ms)
+{
+    vt_count c = {.bootstrap = bootstrap, .topics = topics, .ntopics = ntopics, .min = min};
+    return vt_poll(vt_count_reached, &c, poll_ms, timeout_ms) && !c.failed;
+}
+
+/* Creates topic with partitions and replication factor rf (-1: the broker's default) through
+ * an admin client of its own; a topic that exists already is an error. */
+static inline bool vt_create_topic(const char *bootstrap, const char *topic, int partitions, int rf,
+                                   kf_error *err)
+{
+    const char *kv[] = {"bootstrap.servers", bootstrap};
+    kf_admin *a = kf_admin_new(kv, 1, err);
+    if (!a)
+        return false;
+    kf_topic_spec spec = {.name = topic, .partitions = partitions, .replication_factor = rf};
+    bool ok = kf_admin_create_topics(a, &spec, 1, false, 30000, err) == KF_OK;
+    kf_admin_destroy(a);
+    return ok;
+}
+
+/* Deletes the n topics, missing ones included, as far as it can: for a teardown. */
+static inline void vt_delete_topics(const char *bootstrap, const char *const *names, size_t n)
+{
+    kf_error err;
+    kf_admin *a = kf_admin_new((const char *[]){"bootstrap.servers", bootstrap}, 1, &err);
+    if (a)
+        kf_admin_delete_topics(a, names, n, true, 30000, &err);
+    kf_admin_destroy(a);
+}
+
+/* Produces the n messages through a producer of its own and waits until every one of them
+ * was acknowledged. */
+static inline bool vt_produce(const char *bootstrap, const kf_produce_msg *msgs, size_t n,
+                              kf_error *err)
+{
+    const char *kv[] = {"bootstrap.servers", bootstrap};
+    kf_producer *p = kf_producer_new(kv, 1, NULL, err);
+    if (!p)
+        return false;
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = kf_producer_produce(p, &msgs[i], NULL, err) == KF_OK;
+    ok = ok && kf_producer_flush(p, 30000, err) == KF_OK && !kf_producer_failed(p, err);
+    kf_producer_destroy(p);
+    return ok;
+}
+
+/* The tests' shop.orders table: id (bigint, the key), then as many of email (text) and qty
+ * (int), both nullable, as asked; its schemas registered under <topic>-key and <topic>-value,
+ * and an event writer with a simulator source. */
+typedef struct vt_orders {
+    kf_table *table;
+    kf_event_writer *w;
+    int32_t key_id, value_id;
+    size_t ncols;
+} vt_orders;
+
+static inline void vt_orders_free(vt_orders *o)
+{
+    kf_event_writer_destroy(o->w);
+    kf_table_destroy(o->table);
+    memset(o, 0, sizeof(*o));
+}
+
+/* Sets up o with ncols (1 to 3) columns for topic, the table named after prefix. False and err
+ * on failure, with o freed. */
+static inline bool vt_orders_new(vt_orders *o, kf_serde *serde, const char *prefix,
+                                 const char *topic, size_t ncols, kf_error *err)
+{
+    static const char *const names[] = {"id", "email", "qty"}, *const types[] = {"bigint", "text",
+                                                                                 "int"};
+    memset(o, 0, sizeof(*o));
+    o->ncols = ncols < 3 ? ncols : 3;
+    if (!(o->table = kf_table_new(prefix, "shop", NULL, "orders", err)))
+        return false;
+    for (size_t i = 0; i < o->ncols; i++) {
+        kf_column c = {.name = names[i], .pk_order = i == 0, .nullable = i > 0};
+        if (kf_coltype_parse(types[i], &c, err) != KF_OK ||
+            kf_table_add_column(o->table, &c, err) != KF_OK)
+            goto out_free;
+    }
+    char *ks = kf_table_key_schema(o->table, err);
+    char *es = ks ? kf_table_envelope_schema(o->table, err) : NULL;
+    char key_subject[256], value_subject[256];
+    snprintf(key_subject, sizeof(key_subject), "%s-key", topic);
+    snprintf(value_subject, sizeof(value_subject), "%s-value", topic);
+    bool registered = es && kf_serde_register(serde, key_subject, ks, &o->key_id, err) == KF_OK &&
+                      kf_serde_register(serde, value_subject, es, &o->value_id, err) == KF_OK;
+    free(ks);
+    free(es);
+    if (!registered || !(o->w = kf_event_writer_new(serde, o->table, o->key_id, o->value_id, err)))
+        goto out_free;
+    kf_source src = {.version = "0.1.0",
+                     .connector = "sim",
+                     .name = prefix,
+                     .db = "shop",
+                     .table = "orders",
+                     .snapshot = "false",
+                     .has_seq = true,
+                     .seq = 1};
+    if (kf_event_writer_set_source(o->w, &src, err) != KF_OK)
+        goto out_free;
+    return true;
+
+out_free:
+    vt_orders_free(o);
+    return false;
+}
+
+/* Encodes the create event of row id at ts_ms into key and value (overwritten), as far as the
+ * table has the columns: email user<id>@example.com, null for every 10th id; qty id % 100,
+ * -5 for every 15th id. */
+static inline bool vt_orders_encode(vt_orders *o, int64_t id, int64_t ts_ms, kf_buf *key,
+                                    kf_buf *value, kf_error *err)
+{
+    char email[64];
+    snprintf(email, sizeof(email), "user%" PRId64 "@example.com", id);
+    return kf_event_writer_begin(o->w, KF_OP_CREATE, ts_ms, err) == KF_OK &&
+           kf_event_set_int(o->w, KF_AFTER, 0, id, err) == KF_OK &&
+           (o->ncols < 2 || (id % 10 == 0 ? kf_event_set_null(o->w, KF_AFTER, 1, err)
+                                          : kf_event_set_string(o->w, KF_AFTER, 1, email,
+                                                                strlen(email), err)) == KF_OK) &&
+           (o->ncols < 3 ||
+            kf_event_set_int(o->w, KF_AFTER, 2, id % 15 == 0 ? -5 : id % 100, err) == KF_OK) &&
+           kf_event_writer_encode(o->w, key, value, err) == KF_OK;
+}
+
+/* Produces the create events of ids first..last (vt_orders_encode) to partition 0 of topic,
+ * id at base_ts + id * step_ms, and waits until every one was acknowledged. */
+static inline bool vt_orders_produce(vt_orders *o, const char *bootstrap, const char *topic,
+                                     int64_t first, int64_t last, int64_t base_ts, int64_t step_ms,
+                                     kf_error *err)
+{
+    size_t n = last >= first ? (size_t)(last - first + 1) : 0;
+    kf_buf *bufs = calloc(2 * n + 1, sizeof(*bufs));
+    kf_produce_msg *msgs = calloc(n + 1, sizeof(*msgs));
+    if (!bufs || !msgs)
+        abort();
+    bool ok = true;
+    for (size_t i = 0; ok && i < n; i++) {
+        int64_t id = first + (int64_t)i, ts = base_ts + id * step_ms;
+        kf_buf *key = &bufs[2 * i], *value = &bufs[2 * i + 1];
+        ok = vt_orders_encode(o, id, ts, key, value, err);
+        msgs[i] = (kf_produce_msg){.topic = topic,
+                                   .partition = 0,
+                                   .key = key->data,
+                                   .key_len = key->len,
+                                   .value = value->data,
+                                   .value_len = value->len,
+                                   .timestamp_ms = ts};
+    }
+    ok = ok && vt_produce(bootstrap, msgs, n, err);
+    for (size_t i = 0; i < 2 * n; i++)
+        kf_buf_free(&bufs[i]);
+    free(bufs);
+    free(msgs);
+    return ok;
+}
+
+/* The --set values every program under test gets: its topic prefix, brokers and registry. */
+typedef struct vt_sets {
+    char prefix[160], boot[200], reg[300];
+} vt_sets;
+
+static inline void vt_sets_init(vt_sets *s, const char *prefix, const char *bootstrap,
+                                const char *registry_url)
+{
+    snprintf(s->prefix, sizeof(s->prefix), "topic.prefix=%s", prefix);
+    snprintf(s->boot, sizeof(s->boot), "kafka.bootstrap.servers=%s", bootstrap);
+    snprintf(s->reg, sizeof(s->reg), "registry.url=%s", registry_url);
+}
+
+/* A command line being put together: at most VT_MAX_ARGS words and a NULL. */
+#define VT_MAX_ARGS 48
+typedef struct vt_argv {
+    char *v[VT_MAX_ARGS + 1];
+    size_t n;
+} vt_argv;
+
+/* Appends the NULL-terminated words (borrowed; NULL: none). */
+static inline void vt_argv_add(vt_argv *a, const char *const *words)
+{
+    for (size_t i = 0; words && words[i]; i++) {
+        if (a->n == VT_MAX_ARGS)
+            abort();
+        a->v[a->n++] = (char *)words[i];
+    }
+    a->v[a->n] = NULL;
+}
+
+/* What every validate integration test works with: the services and programs, names after a
+ * unique prefix, the --set values and a registry client (set up by vt_fixture_new). */
+typedef struct vt_env {
+    const char *bootstrap, *registry_url, *validate_bin, *replay_bin;
+    char prefix[96];    /* unique to the test */
+    char topic[160];    /* <prefix>.shop.orders */
+    char valid[200];    /* <prefix>.valid.shop.orders */
+    char dlq[300];      /* <prefix>.dlq.<topic> */
+    char audit[160];    /* <prefix>.audit */
+    char log[256];      /* /tmp/<prefix>.log: where the programs' stderr goes */
+    char contract[256]; /* /tmp/<prefix>-contract.yaml */
+    char out[256];      /* /tmp/<prefix>.out: a program's stdout, when kept */
+    vt_sets set;
+    kf_registry *reg;
+    kf_serde *serde;
+} vt_env;
+
+/* Starts kfleet-validate on contract with the three --set values of e, consumer group group and
+ * --log-level warn, then extra (NULL-terminated; NULL: none); stderr to e's log. */
+static inline pid_t vt_spawn_validate(const vt_env *e, const char *contract, const char *group,
+                                      const char *const *extra)
+{
+    vt_argv a = {.n = 0};
+    vt_argv_add(&a, (const char *const[]){e->validate_bin, "--contract", contract, "--set",
+                                          e->set.prefix, "--set", e->set.boot, "--set", e->set.reg,
+                                          "--group", group, "--log-level", "warn", NULL});
+    vt_argv_add(&a, extra);
+    return vt_spawn(a.v, e->log);
+}
+
+/* Starts `kfleet-validate check` on contract and topic with the brokers and registry of e, then
+ * extra; stderr to e's log, stdout to out_path (NULL: nowhere). */
+static inline pid_t vt_spawn_check(const vt_env *e, const char *contract, const char *topic,
+                                   const char *const *extra, const char *out_path)
+{
+    vt_argv a = {.n = 0};
+    vt_argv_add(&a,
+                (const char *const[]){e->validate_bin, "check", "--contract", contract, "--topic",
+                                      topic, "--set", e->set.boot, "--set", e->set.reg, NULL});
+    vt_argv_add(&a, extra);
+    return vt_spawn_to(a.v, e->log, out_path);
+}
+
+/* Starts kfleet-replay with args (NULL-terminated), the three --set values of e and --log-level
+ * warn on e's DLQ topic; stderr to e's log, stdout to out_path (NULL: nowhere). */
+static inline pid_t vt_spawn_replay(const vt_env *e, const char *const *args, const char *out_path)
+{
+    vt_argv a = {.n = 0};
+    vt_argv_add(&a, (const char *const[]){e->replay_bin, NULL});
+    vt_argv_add(&a, args);
+    vt_argv_add(&a, (const char *const[]){"--set", e->set.boot, "--set", e->set.reg, "--set",
+                                          e->set.prefix, "--log-level", "warn", e->dlq, NULL});
+    return vt_spawn_to(a.v, e->log, out_path);
 }
 
 #endif
