@@ -43,14 +43,22 @@ struct kf_producer {
     char first_failure[512];
 };
 
+/* The i-th message from the head (i < cap). */
 static slot *ring_at(kf_producer *p, size_t i)
 {
-    return &p->ring[(p->head + i) % p->cap];
+    size_t at = p->head + i;
+    return &p->ring[at >= p->cap ? at - p->cap : at];
 }
 
-/* Index (0 = head) of seq among the in-flight messages, or -1. */
+/* Index (0 = head) of seq among the in-flight messages, or -1. Sequences are usually
+ * consecutive, so seq's distance from the head's is tried first. */
 static long ring_find(kf_producer *p, uint64_t seq)
 {
+    if (p->count == 0)
+        return -1;
+    uint64_t first = ring_at(p, 0)->seq;
+    if (seq >= first && seq - first < p->count && ring_at(p, (size_t)(seq - first))->seq == seq)
+        return (long)(seq - first);
     size_t lo = 0, hi = p->count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -76,7 +84,7 @@ static void ring_advance(kf_producer *p)
             p->frozen = true;
             p->frozen_upto = s->seq - 1;
         }
-        p->head = (p->head + 1) % p->cap;
+        p->head = p->head + 1 == p->cap ? 0 : p->head + 1;
         p->count--;
     }
 }
@@ -266,6 +274,7 @@ int kf_producer_produce(kf_producer *p, const kf_produce_msg *msg, uint64_t *seq
 
     pthread_mutex_lock(&p->lock);
     uint64_t last = p->last_seq;
+    bool full = p->count == p->cap;
     pthread_mutex_unlock(&p->lock);
     uint64_t seq = msg->seq ? msg->seq : last + 1;
     if (seq <= last) {
@@ -274,8 +283,7 @@ int kf_producer_produce(kf_producer *p, const kf_produce_msg *msg, uint64_t *seq
                           (unsigned long long)seq, (unsigned long long)last);
         goto out_destroy_headers;
     }
-    rc = wait_for_slot(p, err);
-    if (rc < 0)
+    if (full && (rc = wait_for_slot(p, err)) < 0)
         goto out_destroy_headers;
 
     rd_kafka_headers_t *hdrs = NULL;
@@ -312,12 +320,15 @@ int kf_producer_produce(kf_producer *p, const kf_produce_msg *msg, uint64_t *seq
         vu[nvu++].u.headers = hdrs;
     }
 
-    /* Reserve the slot first: the report can only arrive in a later poll on this thread. */
+    /* Reserve the slot and the sequence first: the report can only arrive in a later poll on
+     * this thread. */
     pthread_mutex_lock(&p->lock);
     slot *s = ring_at(p, p->count);
     s->seq = seq;
     s->state = SLOT_PENDING;
     p->count++;
+    p->last_seq = seq;
+    p->produced++;
     pthread_mutex_unlock(&p->lock);
 
     int waited = 0;
@@ -335,6 +346,8 @@ int kf_producer_produce(kf_producer *p, const kf_produce_msg *msg, uint64_t *seq
         }
         pthread_mutex_lock(&p->lock);
         p->count--; /* the reserved slot is the newest one */
+        p->last_seq = last;
+        p->produced--;
         pthread_mutex_unlock(&p->lock);
         if (hdrs)
             rd_kafka_headers_destroy(hdrs);
@@ -345,10 +358,6 @@ int kf_producer_produce(kf_producer *p, const kf_produce_msg *msg, uint64_t *seq
         return produce_error(p, code, msg->topic, err);
     }
 
-    pthread_mutex_lock(&p->lock);
-    p->last_seq = seq;
-    p->produced++;
-    pthread_mutex_unlock(&p->lock);
     if (seq_out)
         *seq_out = seq;
     rd_kafka_poll(p->rk, 0);

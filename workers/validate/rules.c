@@ -143,8 +143,9 @@ typedef struct uwin {
     size_t logical; /* entries in the window at most */
     int64_t window_ms;
     uint64_t head, tail; /* monotonic indexes: entries [tail, head) are in the window */
-    uint64_t mark_head, mark_tail;
-    bool marked;
+    /* the window at the begin of each open batch, oldest first */
+    uint64_t mark_head[KF_RULES_MAX_OPEN], mark_tail[KF_RULES_MAX_OPEN];
+    size_t nmarks;
     cmap values, pairs;
 } uwin;
 
@@ -186,7 +187,8 @@ static int uwin_add(uwin *u, uint64_t vh, uint64_t ph, int64_t ts, bool *dup)
         cmap_dec(&u->pairs, u->ph[t]);
         u->tail++;
     }
-    if (u->marked && u->head + 1 - u->mark_tail > u->cap)
+    /* every entry evicted since the oldest open batch began must stay in the ring */
+    if (u->nmarks && u->head + 1 - u->mark_tail[0] > u->cap)
         return KF_ERR_STATE;
     /* another row has it when the value counts more than the value for this row */
     uint32_t seen = cmap_add(&u->values, vh);
@@ -202,30 +204,45 @@ static int uwin_add(uwin *u, uint64_t vh, uint64_t ph, int64_t ts, bool *dup)
 
 static void uwin_mark(uwin *u)
 {
-    u->mark_head = u->head;
-    u->mark_tail = u->tail;
-    u->marked = true;
+    u->mark_head[u->nmarks] = u->head;
+    u->mark_tail[u->nmarks] = u->tail;
+    u->nmarks++;
 }
 
+/* The oldest open batch is final: its mark goes. */
+static void uwin_unmark(uwin *u)
+{
+    if (!u->nmarks)
+        return;
+    for (size_t k = 1; k < u->nmarks; k++) {
+        u->mark_head[k - 1] = u->mark_head[k];
+        u->mark_tail[k - 1] = u->mark_tail[k];
+    }
+    u->nmarks--;
+}
+
+/* Back to the window at the begin of the oldest open batch. */
 static void uwin_rollback(uwin *u)
 {
-    if (!u->marked)
+    if (!u->nmarks)
         return;
-    /* added in the batch and still in the window: remove */
-    for (uint64_t i = u->head; i > (u->tail > u->mark_head ? u->tail : u->mark_head); i--) {
+    uint64_t mark_head = u->mark_head[0], mark_tail = u->mark_tail[0];
+    /* added in the batches and still in the window: remove */
+    for (uint64_t i = u->head; i > (u->tail > mark_head ? u->tail : mark_head); i--) {
         size_t s = (size_t)((i - 1) % u->cap);
         cmap_dec(&u->values, u->vh[s]);
         cmap_dec(&u->pairs, u->ph[s]);
     }
-    /* in the window before the batch and evicted by it: put back */
-    uint64_t end = u->tail < u->mark_head ? u->tail : u->mark_head;
-    for (uint64_t i = u->mark_tail; i < end; i++) {
+    /* in the window before the batches and evicted by them: put back */
+    uint64_t end = u->tail < mark_head ? u->tail : mark_head;
+    for (uint64_t i = mark_tail; i < end; i++) {
         size_t s = (size_t)(i % u->cap);
         cmap_add(&u->values, u->vh[s]);
         cmap_add(&u->pairs, u->ph[s]);
     }
-    u->head = u->mark_head;
-    u->tail = u->mark_tail;
+    u->head = mark_head;
+    u->tail = mark_tail;
+    u->nmarks = 0;
 }
 
 /* ---- dataset windows ---- */
@@ -234,9 +251,9 @@ typedef struct dwin {
     bool open;
     int64_t start, count;
     int64_t batch_count;
-    /* saved at begin */
-    bool s_open;
-    int64_t s_start, s_count;
+    /* saved at the begin of each open batch, oldest first */
+    bool s_open[KF_RULES_MAX_OPEN];
+    int64_t s_start[KF_RULES_MAX_OPEN], s_count[KF_RULES_MAX_OPEN];
 } dwin;
 
 typedef struct breach {
@@ -268,13 +285,20 @@ typedef struct binding {
 struct kf_rules {
     const kf_contract *c;
     size_t max_batch;
-    uwin *uniq;  /* per rule (only unique rules initialised) */
-    dwin *dsets; /* per rule (only dataset rules used) */
-    uint64_t *committed, *pending;
+    uwin *uniq;                    /* per rule (only unique rules initialised) */
+    dwin *dsets;                   /* per rule (only dataset rules used) */
+    uint64_t *committed, *pending; /* per rule: violations final, and not yet */
     uint64_t checked, pending_checked;
-    breach *breaches;
+    breach *breaches; /* found and not yet reported, oldest first */
     size_t nbreaches;
     uint64_t breaches_dropped;
+    /* Open batches (kf_rules_begin without commit or rollback yet), oldest first. Where the
+     * newer one began: its violations, rows and breaches follow the older one's. */
+    size_t nopen;
+    uint64_t *pending_at; /* per rule: pending when the newer batch began */
+    uint64_t checked_at;
+    size_t breaches_at;
+    uint64_t dropped_at;
     binding bindings[MAX_BINDINGS];
     size_t nbindings;
     const kf_cell **cells; /* scratch rows for events */
@@ -352,12 +376,13 @@ kf_rules *kf_rules_new(const kf_contract *c, size_t max_batch, kf_error *err)
     r->dsets = calloc(n, sizeof(*r->dsets));
     r->committed = calloc(n, sizeof(*r->committed));
     r->pending = calloc(n, sizeof(*r->pending));
+    r->pending_at = calloc(n, sizeof(*r->pending_at));
     r->breaches = calloc(MAX_PENDING_BREACHES, sizeof(*r->breaches));
     r->cells = calloc(nc, sizeof(*r->cells));
     r->cols = calloc(nc, sizeof(*r->cols));
     r->rs = calloc(n, sizeof(*r->rs));
-    if (!r->uniq || !r->dsets || !r->committed || !r->pending || !r->breaches || !r->cells ||
-        !r->cols || !r->rs)
+    if (!r->uniq || !r->dsets || !r->committed || !r->pending || !r->pending_at || !r->breaches ||
+        !r->cells || !r->cols || !r->rs)
         goto out_free_rules;
     for (size_t i = 0; i < c->nrules; i++) {
         const kf_rule *rule = &c->rules[i];
@@ -388,6 +413,7 @@ void kf_rules_destroy(kf_rules *r)
     free(r->dsets);
     free(r->committed);
     free(r->pending);
+    free(r->pending_at);
     free(r->breaches);
     for (size_t i = 0; i < r->nbindings; i++)
         free(r->bindings[i].idx);
@@ -1201,17 +1227,34 @@ int kf_rules_check_event(kf_rules *r, const kf_event *ev, const void *key, size_
     return kf_rules_check(r, &row, v);
 }
 
-void kf_rules_begin(kf_rules *r)
+int kf_rules_begin(kf_rules *r)
 {
+    if (r->nopen == KF_RULES_MAX_OPEN)
+        return KF_ERR_STATE;
+    size_t k = r->nopen;
     for (size_t i = 0; i < r->c->nrules; i++) {
         if (r->c->rules[i].kind == KF_RULE_UNIQUE)
             uwin_mark(&r->uniq[i]);
         dwin *w = &r->dsets[i];
-        w->s_open = w->open;
-        w->s_start = w->start;
-        w->s_count = w->count;
+        w->s_open[k] = w->open;
+        w->s_start[k] = w->start;
+        w->s_count[k] = w->count;
         w->batch_count = 0;
+        if (k)
+            r->pending_at[i] = r->pending[i];
     }
+    if (k) {
+        r->checked_at = r->pending_checked;
+        r->breaches_at = r->nbreaches;
+        r->dropped_at = r->breaches_dropped;
+    }
+    r->nopen++;
+    return KF_OK;
+}
+
+size_t kf_rules_open(const kf_rules *r)
+{
+    return r->nopen;
 }
 
 void kf_rules_rollback(kf_rules *r)
@@ -1220,15 +1263,18 @@ void kf_rules_rollback(kf_rules *r)
         if (r->c->rules[i].kind == KF_RULE_UNIQUE)
             uwin_rollback(&r->uniq[i]);
         dwin *w = &r->dsets[i];
-        w->open = w->s_open;
-        w->start = w->s_start;
-        w->count = w->s_count;
+        if (r->nopen) {
+            w->open = w->s_open[0];
+            w->start = w->s_start[0];
+            w->count = w->s_count[0];
+        }
         w->batch_count = 0;
         r->pending[i] = 0;
     }
     r->pending_checked = 0;
     r->nbreaches = 0;
     r->breaches_dropped = 0;
+    r->nopen = 0;
 }
 
 void kf_rules_end_batch(kf_rules *r)
@@ -1257,21 +1303,36 @@ void kf_rules_close_windows(kf_rules *r)
 
 void kf_rules_commit(kf_rules *r, kf_breach_fn fn, void *ctx)
 {
+    /* with two open batches the older one's share is what was pending when the newer began */
+    bool split = r->nopen > 1;
     for (size_t i = 0; i < r->c->nrules; i++) {
-        r->committed[i] += r->pending[i];
-        r->pending[i] = 0;
+        uint64_t share = split ? r->pending_at[i] : r->pending[i];
+        r->committed[i] += share;
+        r->pending[i] -= share;
         if (r->c->rules[i].kind == KF_RULE_UNIQUE)
-            r->uniq[i].marked = false;
+            uwin_unmark(&r->uniq[i]);
+        dwin *w = &r->dsets[i];
+        for (size_t k = 1; k < r->nopen; k++) {
+            w->s_open[k - 1] = w->s_open[k];
+            w->s_start[k - 1] = w->s_start[k];
+            w->s_count[k - 1] = w->s_count[k];
+        }
     }
-    r->checked += r->pending_checked;
-    r->pending_checked = 0;
-    for (size_t i = 0; fn && i < r->nbreaches; i++)
+    uint64_t checked = split ? r->checked_at : r->pending_checked;
+    r->checked += checked;
+    r->pending_checked -= checked;
+    size_t nb = split ? r->breaches_at : r->nbreaches;
+    uint64_t dropped = split ? r->dropped_at : r->breaches_dropped;
+    for (size_t i = 0; fn && i < nb; i++)
         fn(ctx, r->breaches[i].rule, r->breaches[i].rows, r->breaches[i].start, r->breaches[i].end);
-    if (r->breaches_dropped)
+    if (dropped)
         kf_logf(KF_LOG_WARN, "%" PRIu64 " dataset rule breaches of contract \"%s\" not reported",
-                r->breaches_dropped, r->c->name);
-    r->nbreaches = 0;
-    r->breaches_dropped = 0;
+                dropped, r->c->name);
+    memmove(r->breaches, r->breaches + nb, (r->nbreaches - nb) * sizeof(*r->breaches));
+    r->nbreaches -= nb;
+    r->breaches_dropped -= dropped;
+    if (r->nopen)
+        r->nopen--;
 }
 
 uint64_t kf_rules_checked(const kf_rules *r)
@@ -1286,6 +1347,8 @@ uint64_t kf_rules_violations(const kf_rules *r, size_t i)
 
 void kf_rules_tick(kf_rules *r, int64_t now_ms, kf_breach_fn fn, void *ctx)
 {
+    if (r->nopen)
+        return; /* a rollback would bring closed windows back */
     uint64_t rows = r->checked + r->pending_checked;
     if (!r->tick_armed || rows != r->tick_rows) {
         r->tick_armed = true;

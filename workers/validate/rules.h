@@ -39,9 +39,13 @@ typedef void (*kf_violation_fn)(void *ctx, const kf_rule *rule, const char *mess
 typedef void (*kf_breach_fn)(void *ctx, const kf_rule *rule, int64_t rows, int64_t start_ms,
                              int64_t end_ms);
 
+/* Batches open at once at most (see kf_rules_begin). */
+#define KF_RULES_MAX_OPEN 2
+
 /* State for contract c (borrowed; must outlive the engine). max_batch is the most records
- * checked between kf_rules_begin and commit/rollback: unique windows keep that many extra
- * entries so a rollback is exact. NULL + err on failure. */
+ * checked from the kf_rules_begin of the oldest open batch to its commit or rollback (with
+ * two open batches, both of theirs): unique windows keep that many extra entries so a
+ * rollback is exact. NULL + err on failure. */
 kf_rules *kf_rules_new(const kf_contract *c, size_t max_batch, kf_error *err);
 void kf_rules_destroy(kf_rules *r); /* NULL is a no-op */
 
@@ -58,14 +62,22 @@ int kf_rules_check(kf_rules *r, const kf_row *row, kf_verdict *v);
 int kf_rules_check_event(kf_rules *r, const kf_event *ev, const void *key, size_t key_len,
                          int64_t ts_ms, kf_verdict *v);
 
-/* Batch boundaries for read-process-write: begin remembers the state; rollback restores it
- * (the batch's records will be checked again); end_batch evaluates the per-batch dataset
- * rules; commit makes the batch's counters final and reports the breaches found since the
- * last commit to fn (may be NULL). Without begin, everything accumulates until commit. */
-void kf_rules_begin(kf_rules *r);
+/* Batch boundaries for read-process-write: begin remembers the state and opens a batch;
+ * end_batch evaluates the per-batch dataset rules of the newest open batch; commit makes the
+ * oldest open batch's counters final and reports the breaches found in it (or, with no batch
+ * open, since the last commit) to fn (may be NULL); rollback restores the state from before
+ * the oldest open batch and closes every open batch (their records will be checked again).
+ * Up to KF_RULES_MAX_OPEN batches may be open, so the next batch can be checked while the
+ * previous one's transaction commits: a second begin after the first batch's end_batch. begin
+ * returns KF_ERR_STATE when that many are open already. Without begin, everything
+ * accumulates until commit. */
+int kf_rules_begin(kf_rules *r);
 void kf_rules_rollback(kf_rules *r);
 void kf_rules_end_batch(kf_rules *r);
 void kf_rules_commit(kf_rules *r, kf_breach_fn fn, void *ctx);
+
+/* How many batches are open. */
+size_t kf_rules_open(const kf_rules *r);
 
 /* End of input (batch mode): the open time windows are evaluated for max_rows (a partial
  * window cannot prove a min_rows breach). Call before the last commit. */
@@ -77,8 +89,8 @@ void kf_rules_close_windows(kf_rules *r);
  * monotonic clock in ms) from the newest record time seen; every open window whose end that
  * passes is evaluated (min_rows and max_rows) and its breach reported to fn (may be NULL) at
  * once, as are the empty windows up to the current one, which stays open with no rows. Call
- * it between batches (not between kf_rules_begin and commit or rollback), regularly, also
- * when no record arrives. */
+ * it between batches, regularly, also when no record arrives; while a batch is open it does
+ * nothing (a rollback would bring the closed windows back). */
 void kf_rules_tick(kf_rules *r, int64_t now_ms, kf_breach_fn fn, void *ctx);
 
 /* Committed counters: records checked, and violations of rule i (contract order). */
