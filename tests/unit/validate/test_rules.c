@@ -15,34 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "contract.h"
-#include "rules.h"
+#include "rules_fixture.h"
 
-static kf_contract *parse(const char *yaml)
-{
-    kf_contract *c = NULL;
-    kf_error err;
-    if (kf_contract_parse("t.yaml", yaml, strlen(yaml), &c, &err) != KF_OK)
-        fail_msg("%s", err.message);
-    return c;
-}
-
-static kf_cell S(const char *s)
-{
-    return (kf_cell){.kind = KF_CELL_STRING, .v.s = {s, strlen(s)}};
-}
-static kf_cell I(int64_t i)
-{
-    return (kf_cell){.kind = KF_CELL_INT, .v.i = i};
-}
-static kf_cell D(double d)
-{
-    return (kf_cell){.kind = KF_CELL_DOUBLE, .v.d = d};
-}
-static kf_cell B(bool b)
-{
-    return (kf_cell){.kind = KF_CELL_BOOL, .v.b = b};
-}
 static const kf_cell NUL = {.kind = KF_CELL_NULL};
 
 /* Checks a one-column record; returns the failed rule id or NULL, and the message. */

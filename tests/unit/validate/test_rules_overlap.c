@@ -12,22 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "contract.h"
-#include "rules.h"
-
-static kf_contract *parse(const char *yaml)
-{
-    kf_contract *c = NULL;
-    kf_error err;
-    if (kf_contract_parse("t.yaml", yaml, strlen(yaml), &c, &err) != KF_OK)
-        fail_msg("%s", err.message);
-    return c;
-}
-
-static kf_cell S(const char *s)
-{
-    return (kf_cell){.kind = KF_CELL_STRING, .v.s = {s, strlen(s)}};
-}
+#include "rules_fixture.h"
 
 /* Checks a one-column record at time ts; returns the failed rule id or NULL. */
 static const char *check1(kf_rules *r, const char *value, int64_t ts)
