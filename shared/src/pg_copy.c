@@ -105,24 +105,34 @@ static int fmt_date(char *buf, size_t cap, int64_t days, bool *bc)
     return snprintf(buf, cap, "%04" PRId64 "-%02u-%02u", y, m, d);
 }
 
-static int copy_timestamp(kf_buf *b, const kf_column *col, int64_t v, kf_error *err)
+/* A timestamp of the column's precision (ms, us or ns since the epoch) in microseconds, the
+ * unit of both COPY forms; values before Postgres' beginning of time are refused. */
+static int timestamp_us(const kf_column *col, int64_t v, int64_t *us, kf_error *err)
 {
-    int64_t us;
     switch (col->time_precision) {
     case 3:
         if (v > INT64_MAX / 1000 || v < INT64_MIN / 1000)
             return kf_error_set(err, KF_ERR_INVALID, false, "timestamp %" PRId64 " out of range",
                                 v);
-        us = v * 1000;
+        *us = v * 1000;
         break;
     case 9:
-        us = v / 1000 - (v % 1000 < 0);
+        *us = v / 1000 - (v % 1000 < 0);
         break;
     default:
-        us = v;
+        *us = v;
     }
-    if (us < PG_TS_MIN_US)
+    if (*us < PG_TS_MIN_US)
         return kf_error_set(err, KF_ERR_INVALID, false, "timestamp out of range: %" PRId64, v);
+    return KF_OK;
+}
+
+static int copy_timestamp(kf_buf *b, const kf_column *col, int64_t v, kf_error *err)
+{
+    int64_t us;
+    int rc = timestamp_us(col, v, &us, err);
+    if (rc != KF_OK)
+        return rc;
     int64_t days = us / US_PER_DAY, rem = us % US_PER_DAY;
     if (rem < 0)
         rem += US_PER_DAY, days--;
@@ -132,7 +142,7 @@ static int copy_timestamp(kf_buf *b, const kf_column *col, int64_t v, kf_error *
     int64_t secs = rem / 1000000;
     n += snprintf(buf + n, sizeof(buf) - (size_t)n, " %02d:%02d:%02d.%06d%s", (int)(secs / 3600),
                   (int)(secs / 60 % 60), (int)(secs % 60), (int)(rem % 1000000), bc ? " BC" : "");
-    int rc = grow(b, (size_t)n, err);
+    rc = grow(b, (size_t)n, err);
     if (rc < 0)
         return rc;
     memcpy(b->data + b->len, buf, (size_t)n + 1);
@@ -759,21 +769,9 @@ static int bin_numeric(kf_buf *b, const char *s, size_t len, kf_error *err)
 static int bin_timestamp(kf_buf *b, const kf_column *col, int64_t v, kf_error *err)
 {
     int64_t us;
-    switch (col->time_precision) {
-    case 3:
-        if (v > INT64_MAX / 1000 || v < INT64_MIN / 1000)
-            return kf_error_set(err, KF_ERR_INVALID, false, "timestamp %" PRId64 " out of range",
-                                v);
-        us = v * 1000;
-        break;
-    case 9:
-        us = v / 1000 - (v % 1000 < 0);
-        break;
-    default:
-        us = v;
-    }
-    if (us < PG_TS_MIN_US)
-        return kf_error_set(err, KF_ERR_INVALID, false, "timestamp out of range: %" PRId64, v);
+    int rc = timestamp_us(col, v, &us, err);
+    if (rc != KF_OK)
+        return rc;
     uint8_t *p = bin_field(b, NULL, 8, err);
     if (!p)
         return err->code;
