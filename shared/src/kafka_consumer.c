@@ -15,14 +15,9 @@ struct kf_consumer {
     kf_consumer_hooks hooks;
     bool paused; /* only touched from the polling thread */
     bool closed;
-    int64_t reset_offset; /* logical offset a partition without a committed offset starts at */
-    /* Fetch nudge (see nudge_fetcher); only touched from the polling thread. */
+    int64_t reset_offset;    /* logical offset a partition without a committed offset starts at */
     rd_kafka_queue_t *queue; /* the consumer queue every partition forwards to */
-    size_t queued_min;       /* queued.min.messages */
-    size_t last_qlen;        /* queue length when the previous poll_batch returned */
-    bool nudge;              /* librdkafka before 2.2 */
-    int64_t next_nudge_ms;   /* monotonic; no nudge before */
-    uint64_t nudges;
+    kf_fetch_waker *waker;   /* librdkafka before 2.2; see kafka_fetch_waker.c */
 };
 
 /* "topic[p],topic[p],..." for logs, truncated to fit. */
@@ -194,20 +189,19 @@ kf_consumer *kf_consumer_new(const char *const *kv, size_t npairs, const kf_cons
         goto out_free_consumer;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
-    char qmin[32];
-    size_t qmin_len = sizeof(qmin);
-    c->queued_min = 100000;
-    if (rd_kafka_conf_get(conf, "queued.min.messages", qmin, &qmin_len) == RD_KAFKA_CONF_OK)
-        c->queued_min = (size_t)strtoul(qmin, NULL, 10);
     c->rk = kf_kafka_handle_new(RD_KAFKA_CONSUMER, conf, err);
     if (!c->rk)
         goto out_free_consumer;
     /* One queue for messages, rebalances and client errors, all served by poll_batch. */
     rd_kafka_poll_set_consumer(c->rk);
-    c->nudge = rd_kafka_version() < 0x02020000;
     c->queue = rd_kafka_queue_get_consumer(c->rk);
     if (!c->queue) {
         kf_error_set(err, KF_ERR_STATE, false, "could not get the consumer queue");
+        rd_kafka_destroy(c->rk);
+        goto out_free_consumer;
+    }
+    if (rd_kafka_version() < 0x02020000 && !(c->waker = kf_fetch_waker_new(c->rk, c->queue, err))) {
+        rd_kafka_queue_destroy(c->queue);
         rd_kafka_destroy(c->rk);
         goto out_free_consumer;
     }
@@ -257,73 +251,8 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/*
- * librdkafka before 2.2 stops fetching a partition once the consumer queue holds
- * queued.min.messages (or queued.max.messages.kbytes) and decides again only when its broker
- * thread wakes up: on traffic of that connection, or after up to one second. A consumer that
- * drains the queue in less than a second then starves for the rest of it (librdkafka issue
- * 2879, fixed in 2.2 by fetch.queue.backoff.ms): kfleet-validate idled a third of its time.
- *
- * So when a poll finds that nothing arrived while the program processed the previous batch,
- * the queue is below the threshold and the partitions still have records beyond what is
- * queued (high watermark minus position, both known locally), the fetcher is parked: before
- * waiting for records (and every NUDGE_WAIT_SLICE_MS while it waits), a ListOffsets request
- * to the
- * partition leaders, answered from the broker's memory, wakes their threads and fetching
- * resumes at once. As the leader has records to return, no long-polling fetch holds that
- * connection, so the request takes one round trip. At most one nudge per NUDGE_INTERVAL_MS;
- * the answer itself is not needed. With isolation.level=read_committed the fetcher may be
- * long-polling at the last stable offset below the high watermark (an open transaction
- * upstream); the nudge then waits up to fetch.wait.max.ms behind that fetch, so a nudge slower
- * than NUDGE_SLOW_MS suspends nudging for NUDGE_BACKOFF_MS.
- */
-#define NUDGE_INTERVAL_MS   10
-#define NUDGE_SLOW_MS       200
-#define NUDGE_BACKOFF_MS    5000
-#define NUDGE_TIMEOUT_MS    2000
-#define NUDGE_WAIT_SLICE_MS 20
-
-/* True when the assigned partitions hold more records beyond the application's position
- * than the queue does, i.e. some are neither fetched nor queued. Local state only. */
-static bool records_unfetched(kf_consumer *c, rd_kafka_topic_partition_list_t *parts, size_t qlen)
-{
-    if (rd_kafka_position(c->rk, parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return false;
-    int64_t beyond = 0;
-    for (int i = 0; i < parts->cnt; i++) {
-        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        int64_t lo = -1, hi = -1;
-        if (tp->offset < 0 || rd_kafka_get_watermark_offsets(c->rk, tp->topic, tp->partition, &lo,
-                                                             &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            continue;
-        if (hi > tp->offset)
-            beyond += hi - tp->offset;
-    }
-    return beyond > (int64_t)qlen;
-}
-
-static void nudge_fetcher(kf_consumer *c)
-{
-    size_t qlen = rd_kafka_queue_length(c->queue);
-    if (qlen >= c->queued_min || qlen > c->last_qlen)
-        return;
-    int64_t now = now_ms();
-    if (now < c->next_nudge_ms)
-        return;
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        return;
-    if (parts->cnt > 0 && records_unfetched(c, parts, qlen)) {
-        for (int i = 0; i < parts->cnt; i++)
-            parts->elems[i].offset = RD_KAFKA_OFFSET_END; /* ListOffsets "latest" */
-        rd_kafka_offsets_for_times(c->rk, parts, NUDGE_TIMEOUT_MS);
-        int64_t done = now_ms();
-        c->next_nudge_ms =
-            done + (done - now > NUDGE_SLOW_MS ? NUDGE_BACKOFF_MS : NUDGE_INTERVAL_MS);
-        c->nudges++;
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
-}
+/* While the poller waits for records, a parked fetcher is woken every WAIT_SLICE_MS. */
+#define WAIT_SLICE_MS 20
 
 int kf_consumer_poll_batch(kf_consumer *c, rd_kafka_message_t **msgs, size_t max, int timeout_ms,
                            kf_error *err)
@@ -338,14 +267,17 @@ int kf_consumer_poll_batch(kf_consumer *c, rd_kafka_message_t **msgs, size_t max
         if (n == 0) {
             int64_t left = deadline - now_ms();
             wait = left > 0 ? (int)left : 0;
-            /* While waiting for the first record, look for a parked fetcher now and then. */
-            if (c->nudge) {
-                nudge_fetcher(c);
-                if (wait > NUDGE_WAIT_SLICE_MS)
-                    wait = NUDGE_WAIT_SLICE_MS;
-            }
         }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
+        if (!m && n == 0 && wait > 0) {
+            /* The queue is empty: the fetcher may be parked behind a queue that was full. */
+            if (c->waker && !c->paused) {
+                kf_fetch_waker_want(c->waker);
+                if (wait > WAIT_SLICE_MS)
+                    wait = WAIT_SLICE_MS;
+            }
+            m = rd_kafka_consumer_poll(c->rk, wait);
+        }
         if (!m) {
             if (n > 0 || wait == 0)
                 break;
@@ -376,7 +308,6 @@ int kf_consumer_poll_batch(kf_consumer *c, rd_kafka_message_t **msgs, size_t max
             rd_kafka_message_destroy(msgs[i]);
         return rc;
     }
-    c->last_qlen = rd_kafka_queue_length(c->queue);
     return (int)n;
 }
 
@@ -500,6 +431,8 @@ int kf_consumer_close(kf_consumer *c, kf_error *err)
     if (c->closed)
         return KF_OK;
     c->closed = true;
+    kf_fetch_waker_destroy(c->waker); /* its requests need the open consumer */
+    c->waker = NULL;
     rd_kafka_resp_err_t code = rd_kafka_consumer_close(c->rk);
     if (code)
         return kf_kafka_error_set_code(err, code, "could not close the consumer cleanly");
@@ -508,7 +441,7 @@ int kf_consumer_close(kf_consumer *c, kf_error *err)
 
 uint64_t kf_consumer_fetch_nudges(const kf_consumer *c)
 {
-    return c->nudges;
+    return kf_fetch_waker_nudges(c->waker);
 }
 
 rd_kafka_t *kf_consumer_handle(kf_consumer *c)

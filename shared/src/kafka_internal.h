@@ -49,4 +49,13 @@ void kf_producer_txn_reset(kf_producer *p);
 kf_kafka_client *kf_producer_client(kf_producer *p);
 kf_kafka_client *kf_consumer_client(kf_consumer *c);
 
+/* A thread that wakes a consumer's parked fetcher (librdkafka before 2.2; see
+ * kafka_fetch_waker.c). queue is the consumer queue. want() asks for a nudge soon and never
+ * blocks; destroy() before the consumer closes. */
+typedef struct kf_fetch_waker kf_fetch_waker;
+kf_fetch_waker *kf_fetch_waker_new(rd_kafka_t *rk, rd_kafka_queue_t *queue, kf_error *err);
+void kf_fetch_waker_want(kf_fetch_waker *w);
+uint64_t kf_fetch_waker_nudges(const kf_fetch_waker *w); /* 0 for NULL */
+void kf_fetch_waker_destroy(kf_fetch_waker *w);          /* NULL is fine */
+
 #endif

@@ -1502,6 +1502,8 @@ int kf_vloop_run(const kf_vloop_config *cfg, kf_vloop_stats *stats, kf_error *er
     if (cfg->on_ready)
         cfg->on_ready(cfg->ready_ctx, false);
     kf_error cerr;
+    if (v.c)
+        v.stats->fetch_nudges = kf_consumer_fetch_nudges(v.c);
     if (v.c && kf_consumer_close(v.c, &cerr) != KF_OK && rc == KF_OK)
         kf_log(KF_LOG_WARN, cerr.message, (char *)NULL);
     if (v.p && kf_producer_failed(v.p, &cerr) && rc == KF_OK) {

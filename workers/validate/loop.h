@@ -40,6 +40,7 @@ typedef struct kf_vloop_config {
 /* Summary of a run, for the exit log line and the benchmark. */
 typedef struct kf_vloop_stats {
     uint64_t records_in, valid, quarantined, undecodable, unchecked, batches, aborts;
+    uint64_t fetch_nudges; /* see kf_consumer_fetch_nudges */
     /* Monotonic clock; 0 when it did not happen: the first partition assignment, the first
      * record polled, the last commit. */
     int64_t assigned_ms, first_record_ms, last_commit_ms;

@@ -412,7 +412,7 @@ static int run_worker(int argc, char **argv)
     if (rc != KF_OK)
         kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
     audit_stop(audit, rc, &err, &st);
-    char f[8][32];
+    char f[9][32];
     int64_t elapsed = st.first_record_ms ? st.last_commit_ms - st.first_record_ms : 0;
     int64_t since_assign =
         st.assigned_ms && st.last_commit_ms ? st.last_commit_ms - st.assigned_ms : 0;
@@ -424,9 +424,10 @@ static int run_worker(int argc, char **argv)
     snprintf(f[5], 32, "%" PRIu64, st.aborts);
     snprintf(f[6], 32, "%" PRId64, elapsed);
     snprintf(f[7], 32, "%" PRId64, since_assign);
+    snprintf(f[8], 32, "%" PRIu64, st.fetch_nudges);
     kf_log(KF_LOG_INFO, "stopped", "records_in", f[0], "valid", f[1], "quarantined", f[2],
            "undecodable", f[3], "batches", f[4], "aborted_batches", f[5], "elapsed_ms", f[6],
-           "since_assign_ms", f[7], (char *)NULL);
+           "since_assign_ms", f[7], "fetch_nudges", f[8], (char *)NULL);
 
 out_stop:
     kf_txnid_destroy(txnid);

@@ -192,8 +192,9 @@ int kf_consumer_subscribe(kf_consumer *c, const char *const *topics, size_t n, k
  * waiting, up to max. Rebalance hooks run inside this call. Returns the number of messages
  * stored in msgs (0 on timeout); the caller owns them and frees each with
  * rd_kafka_message_destroy. Consumer errors are logged and skipped; a fatal one returns
- * KF_ERR_FATAL. With librdkafka before 2.2 it also wakes a fetcher parked on a full prefetch
- * queue (see kf_consumer_fetch_nudges): one ListOffsets round trip when it does. */
+ * KF_ERR_FATAL. With librdkafka before 2.2, whenever it waits for records it asks the
+ * consumer's waker thread to wake a fetcher parked on a full prefetch queue (a ListOffsets
+ * round trip, never on the calling thread; see kf_consumer_fetch_nudges). */
 int kf_consumer_poll_batch(kf_consumer *c, rd_kafka_message_t **msgs, size_t max, int timeout_ms,
                            kf_error *err);
 
@@ -222,8 +223,9 @@ int kf_consumer_rewind(kf_consumer *c, int timeout_ms, kf_error *err);
  * enable.auto.commit is on. Idempotent. */
 int kf_consumer_close(kf_consumer *c, kf_error *err);
 
-/* How many times kf_consumer_poll_batch woke a fetcher that librdkafka (before 2.2) had
- * parked on a full prefetch queue: each saves up to a second of idling. For tests and logs. */
+/* How many nudges the waker thread sent to fetchers that librdkafka (before 2.2) may have
+ * parked on a full prefetch queue: each wakes one up to a second early. Readable from any
+ * thread; for tests and logs. */
 uint64_t kf_consumer_fetch_nudges(const kf_consumer *c);
 
 /* The librdkafka handle, borrowed. */
