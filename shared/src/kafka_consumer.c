@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kfleet/log.h"
+#include "kfleet/retry.h"
 
 struct kf_consumer {
     kf_kafka_client cl; /* first: librdkafka's opaque points here */
@@ -244,13 +244,6 @@ int kf_consumer_subscribe(kf_consumer *c, const char *const *topics, size_t n, k
     return KF_OK;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* While the poller waits for records, a parked fetcher is woken every WAIT_SLICE_MS. */
 #define WAIT_SLICE_MS 20
 
@@ -261,11 +254,11 @@ int kf_consumer_poll_batch(kf_consumer *c, rd_kafka_message_t **msgs, size_t max
     if (rc < 0)
         return rc;
     size_t n = 0;
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = kf_retry_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     while (n < max) {
         int wait = 0;
         if (n == 0) {
-            int64_t left = deadline - now_ms();
+            int64_t left = deadline - kf_retry_now_ms();
             wait = left > 0 ? (int)left : 0;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);

@@ -22,8 +22,7 @@
 #include "kafka_internal.h"
 
 #include <stdlib.h>
-#include <time.h>
-
+#include "kfleet/retry.h"
 #include "kfleet/thread.h"
 
 #define MIN_INTERVAL_MS 10
@@ -40,13 +39,6 @@ struct kf_fetch_waker {
     bool stop;
     atomic_uint_fast64_t nudges;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Sends one nudge. True when the partitions hold records beyond the application's positions
  * that are not in the queue, i.e. the fetcher has work. */
@@ -89,7 +81,7 @@ static void *waker_main(void *arg)
             pthread_cond_wait(&w->cond, &w->lock);
             continue;
         }
-        int64_t now = mono_ms();
+        int64_t now = kf_retry_now_ms();
         if (now < next) {
             kf_thread_wait_ms(&w->cond, &w->lock, next - now);
             continue;
@@ -99,7 +91,7 @@ static void *waker_main(void *arg)
         bool busy = nudge(w);
         interval = busy ? MIN_INTERVAL_MS
                         : (interval * 2 > MAX_INTERVAL_MS ? MAX_INTERVAL_MS : interval * 2);
-        next = mono_ms() + interval;
+        next = kf_retry_now_ms() + interval;
         pthread_mutex_lock(&w->lock);
     }
     pthread_mutex_unlock(&w->lock);

@@ -20,6 +20,7 @@
 #include "kf_test_env.h"
 #include "kfleet/kafka.h"
 #include "kfleet/log.h"
+#include "kfleet/retry.h"
 
 #define RECORDS 60000
 #define BATCH   1000
@@ -30,13 +31,6 @@
 /* The consumer falls behind by STALL_MS every STALL_EVERY batches. */
 #define STALL_MS    150
 #define STALL_EVERY 20
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void test_small_queue_does_not_starve(void **state)
 {
@@ -74,17 +68,17 @@ static void test_small_queue_does_not_starve(void **state)
     assert_int_equal(kf_consumer_subscribe(c, topics, 1, &err), KF_OK);
     rd_kafka_message_t *msgs[BATCH];
     size_t got = 0;
-    int64_t first = 0, deadline = mono_ms() + 60000;
-    while (got < RECORDS && mono_ms() < deadline) {
+    int64_t first = 0, deadline = kf_retry_now_ms() + 60000;
+    while (got < RECORDS && kf_retry_now_ms() < deadline) {
         int n = kf_consumer_poll_batch(c, msgs, BATCH, 500, &err);
         assert_true(n >= 0);
         if (n > 0 && !first)
-            first = mono_ms();
+            first = kf_retry_now_ms();
         for (int i = 0; i < n; i++)
             rd_kafka_message_destroy(msgs[i]);
         got += (size_t)n;
     }
-    int64_t took = mono_ms() - first;
+    int64_t took = kf_retry_now_ms() - first;
     uint64_t nudges = kf_consumer_fetch_nudges(c);
     assert_int_equal(kf_consumer_close(c, &err), KF_OK);
     kf_consumer_destroy(c);
@@ -116,12 +110,12 @@ static void *produce_live(void *arg)
         return NULL;
     char value[100];
     memset(value, 'v', sizeof(value));
-    int64_t start = mono_ms();
+    int64_t start = kf_retry_now_ms();
     int sent = 0;
     bool ok = true;
     const int total = LIVE_RATE / 1000 * LIVE_MS;
     while (ok && sent < total) {
-        int64_t due = (mono_ms() - start + 1) * LIVE_RATE / 1000;
+        int64_t due = (kf_retry_now_ms() - start + 1) * LIVE_RATE / 1000;
         for (; ok && sent < due && sent < total; sent++) {
             kf_produce_msg m = {.topic = lp->topic,
                                 .partition = sent % 3,
@@ -163,7 +157,7 @@ static void test_live_consumer_is_not_parked(void **state)
     assert_int_equal(kf_consumer_subscribe(c, topics, 1, &err), KF_OK);
     rd_kafka_message_t *msgs[BATCH];
     /* Joined before the stream starts (the topic is new: every record is read). */
-    for (int64_t until = mono_ms() + 30000; mono_ms() < until;) {
+    for (int64_t until = kf_retry_now_ms() + 30000; kf_retry_now_ms() < until;) {
         assert_true(kf_consumer_poll_batch(c, msgs, BATCH, 100, &err) >= 0);
         rd_kafka_topic_partition_list_t *parts = NULL;
         assert_int_equal(kf_consumer_assignment(c, &parts, &err), KF_OK);
@@ -178,8 +172,8 @@ static void test_live_consumer_is_not_parked(void **state)
     assert_int_equal(pthread_create(&producer, NULL, produce_live, &lp), 0);
     const int total = LIVE_RATE / 1000 * LIVE_MS;
     int got = 0, batches = 0;
-    int64_t worst = 0, deadline = mono_ms() + LIVE_MS + 30000;
-    while (got < total && mono_ms() < deadline) {
+    int64_t worst = 0, deadline = kf_retry_now_ms() + LIVE_MS + 30000;
+    while (got < total && kf_retry_now_ms() < deadline) {
         int n = kf_consumer_poll_batch(c, msgs, BATCH, 100, &err);
         assert_true(n >= 0);
         struct timespec now;
