@@ -1153,6 +1153,8 @@ static int flush_table(sink *s, sink_table *t, kf_error *err)
     s->n_batches++;
     bool had_ddl = t->bound_id != -1 && t->sql_ddl.len > 0;
     committed(s, t->parts, t->nparts);
+    if (had_ddl)
+        sink_table_announce(s, t); /* the DDL committed: its schema_change audit events */
     kf_counter_inc(t->m.upserted, (uint64_t)ups);
     kf_counter_inc(t->m.deleted, (uint64_t)dels);
     s->n_upserted += (uint64_t)ups;

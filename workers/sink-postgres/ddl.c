@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "kfleet/log.h"
 #include "kfleet/pg.h"
 #include "sink.h"
@@ -208,8 +210,112 @@ out_clear:
     return err->code;
 }
 
+/* ---- the changes a binding's DDL applies, announced once it committed ---- */
+
+static void changes_clear(sink_table *t)
+{
+    for (size_t i = 0; i < t->nchanges; i++) {
+        free(t->changes[i].message);
+        free(t->changes[i].details);
+    }
+    free(t->changes);
+    t->changes = NULL;
+    t->nchanges = 0;
+}
+
+/* Notes one change of t: its audit level, "schema change of <schema>.<table>: <what>" as the
+ * message and the details (taken; NULL when building them ran out of memory). */
+static int change_add(sink *s, sink_table *t, kf_audit_level level, const char *what,
+                      json_t *details, kf_error *err)
+{
+    char *text = details ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(details);
+    size_t cap = strlen(s->schema) + strlen(t->name) + strlen(what) + 32;
+    char *message = malloc(cap);
+    sink_change *grown = NULL;
+    if (text && message)
+        grown = realloc(t->changes, (t->nchanges + 1) * sizeof(*grown));
+    if (!grown) {
+        free(text);
+        free(message);
+        return kf_error_set(err, KF_ERR_NOMEM, false, "could not note a schema change");
+    }
+    snprintf(message, cap, "schema change of %s.%s: %s", s->schema, t->name, what);
+    t->changes = grown;
+    t->changes[t->nchanges++] = (sink_change){level, message, text};
+    return KF_OK;
+}
+
+/* The change of a batch that creates t: its columns, as created. */
+static int note_create(sink *s, sink_table *t, kf_error *err)
+{
+    json_t *cols = json_array(), *d = NULL;
+    size_t n = kf_table_ncolumns(t->target);
+    for (size_t i = 0; cols && i < n; i++) {
+        const kf_column *c = kf_table_column(t->target, i);
+        char type[64];
+        kf_coltype_format(c, type, sizeof(type));
+        if (json_array_append_new(cols,
+                                  json_pack("{s:s, s:s, s:b, s:i}", "name", c->name, "type", type,
+                                            "nullable", c->nullable, "pk", c->pk_order)) < 0) {
+            json_decref(cols);
+            cols = NULL;
+        }
+    }
+    if (cols)
+        d = json_pack("{s:s, s:o}", "change", "create", "columns", cols);
+    char what[64];
+    snprintf(what, sizeof(what), "create (%zu columns)", n);
+    return change_add(s, t, KF_AUDIT_INFO, what, d, err);
+}
+
+/* One change per step of t's plan, written as describe_plan writes them to schema_history. */
+static int note_steps(sink *s, sink_table *t, kf_error *err)
+{
+    for (size_t i = 0; i < kf_plan_nsteps(t->plan); i++) {
+        const kf_plan_step *st = kf_plan_step_at(t->plan, i);
+        char from[64] = "", to[64], what[256];
+        if (st->from)
+            kf_coltype_format(st->from, from, sizeof(from));
+        kf_coltype_format(st->to, to, sizeof(to));
+        const char *action = kf_plan_action_name(st->action);
+        json_t *d =
+            json_pack("{s:s, s:s, s:s?, s:s, s:b}", "change", action, "column", st->column, "from",
+                      st->from ? from : NULL, "to", to, "nullable", st->to->nullable);
+        snprintf(what, sizeof(what), "%s %s %s->%s", action, st->column, from, to);
+        int rc = change_add(s, t, st->warning ? KF_AUDIT_WARN : KF_AUDIT_INFO, what, d, err);
+        if (rc < 0)
+            return rc;
+    }
+    return KF_OK;
+}
+
+void sink_table_announce(sink *s, sink_table *t)
+{
+    /* the topic of the batch, when it read only one */
+    const char *topic = t->nparts > 0 ? t->parts[0].part->topic : NULL;
+    for (size_t k = 1; topic && k < t->nparts; k++)
+        if (strcmp(t->parts[k].part->topic, topic) != 0)
+            topic = NULL;
+    for (size_t i = 0; i < t->nchanges; i++) {
+        const sink_change *c = &t->changes[i];
+        kf_audit_event ev = {.action = "schema_change",
+                             .level = c->level,
+                             .message = c->message,
+                             .topic = topic,
+                             .db = s->schema,
+                             .table = t->name,
+                             .has_schema_id = t->ddl_schema_id >= 0,
+                             .schema_id = t->ddl_schema_id,
+                             .details = c->details};
+        kf_audit_emit(s->audit, &ev);
+    }
+    changes_clear(t);
+}
+
 void sink_table_unbind(sink_table *t)
 {
+    changes_clear(t);
     kf_plan_destroy(t->plan);
     t->plan = NULL;
     t->target = NULL;
@@ -597,6 +703,10 @@ int sink_table_bind(sink *s, sink_table *t, int32_t schema_id, const kf_table *e
             describe_plan(t, change, sizeof(change));
         }
         if (rc < 0 || (rc = history_row(s, t, schema_id, change, start, err)) < 0)
+            goto out_unbind;
+        /* what the audit events say once the batch committed */
+        t->ddl_schema_id = schema_id;
+        if (s->audit && (rc = t->creates ? note_create(s, t, err) : note_steps(s, t, err)) < 0)
             goto out_unbind;
     } else {
         char change[1024];

@@ -2,9 +2,13 @@
  * configuration, starts the shared services, runs the loop and maps the result to an exit code. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "kfleet/app.h"
+#include "kfleet/audit.h"
 #include "kfleet/config.h"
 #include "kfleet/log.h"
 #include "sink.h"
@@ -14,6 +18,7 @@ static const char *const copy_format_names[] = {"binary", "text", NULL};
 
 static const kf_config_key sink_keys[] = {
     KF_APP_CONFIG_KEYS(sink_cfg, app),
+    KF_AUDIT_CONFIG_KEYS(sink_cfg, audit),
     {.name = "sink.topics",
      .type = KF_CONFIG_LIST,
      .offset = offsetof(sink_cfg, topics),
@@ -136,6 +141,53 @@ const kf_config_spec sink_config_spec = {
     .keys = sink_keys,
 };
 
+/* The audit event of the worker's start: its group, topics and destination. */
+static void audit_start(kf_audit *audit, const sink_cfg *c, const char *group)
+{
+    if (!audit)
+        return;
+    json_t *topics = json_array();
+    for (size_t i = 0; topics && i < c->topics.count; i++)
+        json_array_append_new(topics, json_string(c->topics.items[i]));
+    json_t *d =
+        json_pack("{s:s, s:s, s:o*, s:s, s:s, s:i, s:s, s:s}", "version", KFLEET_VERSION, "group",
+                  group, "topics", topics, "target_schema", c->target_schema, "table_name_format",
+                  c->table_format, "batch_size", c->batch_size, "deletion",
+                  deletion_names[c->deletion], "copy_format", copy_format_names[c->copy_format]);
+    char *details = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(d);
+    kf_audit_event ev = {.action = "start", .message = SINK_PROGRAM " started", .details = details};
+    kf_audit_emit(audit, &ev);
+    free(details);
+}
+
+/* The audit event of the worker's stop: what it applied, and why it stopped if it failed. */
+static void audit_stop(kf_audit *audit, const sink *s, int rc, const kf_error *err)
+{
+    if (!audit)
+        return;
+    json_t *d = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "records", (json_int_t)s->n_records, "batches",
+        (json_int_t)s->n_batches, "rows_upserted", (json_int_t)s->n_upserted, "rows_deleted",
+        (json_int_t)s->n_deleted, "dlq_records", (json_int_t)s->n_dlq, "schema_changes",
+        (json_int_t)s->n_ddl, "run_id", (json_int_t)s->run_id, "exit_code", kf_app_exit_code(rc));
+    char *details = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(d);
+    char message[600];
+    if (rc == KF_OK)
+        snprintf(message, sizeof(message), "%s stopped", SINK_PROGRAM);
+    else
+        snprintf(message, sizeof(message), "%s stopped: %s", SINK_PROGRAM, err->message);
+    kf_audit_event ev = {.action = "stop",
+                         .level = rc == KF_OK ? KF_AUDIT_INFO : KF_AUDIT_ERROR,
+                         .message = message,
+                         .has_count = true,
+                         .count = (int64_t)s->n_records,
+                         .details = details};
+    kf_audit_emit(audit, &ev);
+    free(details);
+}
+
 int main(int argc, char **argv)
 {
     sink_cfg c;
@@ -159,10 +211,26 @@ int main(int argc, char **argv)
         kf_config_destroy(cfg);
         return kf_app_exit_code(rc);
     }
+    /* the emitter takes the kafka.* settings (it leaves out the consumer's keys itself) */
+    kf_app_kv kv = {0};
+    kf_audit *audit = NULL;
+    if ((rc = kf_app_kafka_kv(cfg, NULL, 0, &kv, &err)) < 0 ||
+        (rc = kf_app_audit_new(&app, &c.app, &c.audit, &kv, kf_app_kv_get(&kv, "group.instance.id"),
+                               &audit, &err)) < 0) {
+        kf_log(KF_LOG_ERROR, err.message, (char *)NULL);
+        kf_app_kv_free(&kv);
+        kf_app_stop(&app);
+        kf_config_destroy(cfg);
+        return kf_app_exit_code(rc);
+    }
+    const char *group = kf_app_kv_get(&kv, "group.id");
+    audit_start(audit, &c, group ? group : SINK_PROGRAM); /* sink_open's default group */
+    kf_app_kv_free(&kv);
     sink s;
     memset(&s, 0, sizeof(s));
     s.cfg = &c;
     s.app = &app;
+    s.audit = audit;
     rc = sink_open(&s, cfg, &err);
     if (rc == KF_OK)
         rc = sink_run(&s, &err);
@@ -170,7 +238,9 @@ int main(int argc, char **argv)
         kf_log(KF_LOG_ERROR, "stopping on error", "error", err.message, (char *)NULL);
     sink_log_summary(&s);
     sink_meta_finish(&s, rc < 0 ? "failed" : "stopped", rc < 0 ? err.message : NULL);
+    audit_stop(audit, &s, rc, &err);
     sink_close(&s);
+    kf_audit_destroy(audit);
     kf_app_stop(&app);
     sink_free_parts(&s);
     kf_config_destroy(cfg);

@@ -12,6 +12,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "kfleet/app.h"
+#include "kfleet/audit.h"
 #include "kfleet/config.h"
 #include "kfleet/dlq.h"
 #include "kfleet/event.h"
@@ -30,6 +31,7 @@ enum { SINK_COPY_BINARY = 0, SINK_COPY_TEXT = 1 };
 
 typedef struct sink_cfg {
     kf_app_config app;
+    kf_audit_config audit;
     kf_strlist topics;
     char *pg_dsn;
     char *table_format;
@@ -78,6 +80,15 @@ typedef struct sink_batch_part {
     int64_t next; /* last offset + 1 */
 } sink_batch_part;
 
+/* One change a batch's DDL applies to its destination (the table created, or one step of the
+ * evolution plan as schema_history records it), announced as a schema_change audit event once
+ * the batch committed. */
+typedef struct sink_change {
+    kf_audit_level level;
+    char *message;
+    char *details; /* JSON object */
+} sink_change;
+
 typedef struct sink_metrics {
     kf_counter_series *upserted;
     kf_counter_series *deleted;
@@ -114,6 +125,9 @@ struct sink_table {
     bool binary;               /* rows are binary COPY tuples (without their field count) */
     bool bin_off;              /* Postgres refused this table's binary data: text from now on */
     kf_buf sql_ddl;            /* CREATE/ALTER + schema_history rows, or empty */
+    sink_change *changes;      /* what sql_ddl applies (audit.enabled), announced after commit */
+    size_t nchanges;           /* entries of changes */
+    int32_t ddl_schema_id;     /* value schema id sql_ddl was planned for */
     kf_buf sql_stage;          /* DROP + CREATE TEMP TABLE */
     kf_buf sql_upsert;         /* INSERT ... ON CONFLICT */
     kf_buf sql_delete;         /* DELETE ... USING / soft UPDATE */
@@ -177,6 +191,7 @@ typedef struct sink_flight {
 typedef struct sink {
     const sink_cfg *cfg;
     kf_app *app;
+    kf_audit *audit; /* NULL: audit.enabled=false */
     const char *group;
     char *schema; /* target schema */
     /* Postgres */
@@ -256,6 +271,10 @@ int sink_table_bind(sink *s, sink_table *t, int32_t schema_id, const kf_table *e
  * behind the others), only the column map changes. 1 joined, 0 not (flush, then bind),
  * negative on failure. */
 int sink_table_join(sink_table *t, int32_t schema_id, const kf_table *ev, kf_error *err);
+/* Emits one schema_change audit event per change the DDL of t's batch applied, then forgets
+ * them (sink_table_unbind forgets them too). Call only once that batch committed. Never
+ * blocks: the emitter queues. */
+void sink_table_announce(sink *s, sink_table *t);
 /* Forgets the binding (after a failure or a committed shape change). */
 void sink_table_unbind(sink_table *t);
 void sink_table_destroy(sink_table *t);

@@ -475,7 +475,8 @@ static int check_record(vloop *v, batch *b, size_t i, kf_error *err)
                              .rule_id = KF_DLQ_RULE_DECODE,
                              .reason = reason};
         b->undecodable++;
-        tally_add(b, reason, (size_t)ri);
+        /* metrics and alerts name the rule id of the DLQ headers; the reason stays there */
+        tally_add(b, KF_DLQ_RULE_DECODE, (size_t)ri);
         return note_dlq(b, i, &why, err);
     }
     rd_kafka_timestamp_type_t tt;
@@ -1208,8 +1209,8 @@ static int register_metrics(vloop *v, kf_error *err)
         kf_metrics_counter(m, "kfleet_records_out_total", "Valid records written, by output topic.",
                            1, (const char *[]){"topic"}, err);
     v->m_dlq = kf_metrics_counter(m, "kfleet_dlq_records_total",
-                                  "Records quarantined, by input topic and rule id (or decode "
-                                  "reason).",
+                                  "Records quarantined, by input topic and rule id (kfleet.decode "
+                                  "for records that could not be decoded).",
                                   2, (const char *[]){"topic", "rule"}, err);
     kf_histogram *h = kf_metrics_histogram(m, "kfleet_batch_duration_seconds",
                                            "Time from the start of a batch to its commit.", 0, NULL,

@@ -82,7 +82,7 @@ static void test_body_names_rules_counts_and_topic(void **state)
     assert_true(fake_webhook_wait(w, 1, 5000));
     kf_alert_quarantined(a, "orders.email.not_null", DLQ, 2);
     kf_alert_quarantined(a, "orders.qty.range", DLQ, 1);
-    kf_alert_quarantined(a, "undecodable_avro", DLQ, 4);
+    kf_alert_quarantined(a, "kfleet.decode", DLQ, 4);
     kf_alert_destroy(a);
     assert_int_equal(fake_webhook_count(w), 2);
     char text[4096];
@@ -93,7 +93,7 @@ static void test_body_names_rules_counts_and_topic(void **state)
     assert_string_equal(text, "kfleet-validate: 7 records quarantined\n"
                               "- rule orders.email.not_null: 2 to " DLQ "\n"
                               "- rule orders.qty.range: 1 to " DLQ "\n"
-                              "- rule undecodable_avro: 4 to " DLQ);
+                              "- rule kfleet.decode: 4 to " DLQ);
 }
 
 static void test_rate_limit_merges(void **state)
