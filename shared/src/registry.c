@@ -1,5 +1,6 @@
 /* Schema registry client over libcurl (Confluent REST API): register, fetch by id, lookup,
- * compatibility, with id and (subject, schema) caches and retries on transient failures. */
+ * compatibility, subject deletion, with id and (subject, schema) caches and retries on
+ * transient failures. */
 #include "kfleet/registry.h"
 
 #include <curl/curl.h>
@@ -230,6 +231,46 @@ static int subject_cache_store(kf_registry *r, const char *subject, const char *
 out_unlock:
     pthread_mutex_unlock(&r->cache_lock);
     return rc;
+}
+
+/* Drops every cached pair of subject. The table is rebuilt without them (open addressing
+ * cannot simply clear a slot); when that cannot be allocated the whole cache is dropped, which
+ * only costs a request per pair. */
+static void subject_cache_forget(kf_registry *r, const char *subject)
+{
+    pthread_mutex_lock(&r->cache_lock);
+    size_t matched = 0;
+    for (size_t i = 0; i < r->subjects_cap; i++)
+        if (r->subjects[i].used && strcmp(r->subjects[i].subject, subject) == 0)
+            matched++;
+    if (matched == 0)
+        goto out_unlock;
+    subject_slot *kept = calloc(r->subjects_cap, sizeof(*kept));
+    size_t mask = r->subjects_cap - 1;
+    for (size_t i = 0; i < r->subjects_cap; i++) {
+        subject_slot *s = &r->subjects[i];
+        if (!s->used)
+            continue;
+        if (!kept || strcmp(s->subject, subject) == 0) {
+            free(s->subject);
+            free(s->schema);
+            continue;
+        }
+        size_t j = (size_t)s->hash & mask;
+        while (kept[j].used)
+            j = (j + 1) & mask;
+        kept[j] = *s;
+    }
+    if (kept) {
+        free(r->subjects);
+        r->subjects = kept;
+        r->subjects_count -= matched;
+    } else {
+        memset(r->subjects, 0, r->subjects_cap * sizeof(*r->subjects));
+        r->subjects_count = 0;
+    }
+out_unlock:
+    pthread_mutex_unlock(&r->cache_lock);
 }
 
 /* Answers from the cache; a lookup (need_version) needs an entry with a known version. */
@@ -915,6 +956,52 @@ out_free_body:
     free(body);
 out_free_path:
     free(path);
+    return rc;
+}
+
+/* One DELETE of subject (soft, or permanent). already_soft: the registry said the subject is
+ * soft-deleted (error code 40404), which a permanent delete goes past. */
+static int delete_subject_once(kf_registry *r, const char *subject, bool permanent,
+                               bool *already_soft, kf_error *err)
+{
+    char what[320];
+    snprintf(what, sizeof(what), "%sdelete subject \"%s\"", permanent ? "permanently " : "",
+             subject);
+    char *path = subject_path("/subjects/", subject, permanent ? "?permanent=true" : "");
+    if (!path)
+        return kf_error_set(err, KF_ERR_NOMEM, false, "could not %s: out of memory", what);
+    http_reply reply;
+    int rc = http_call(r, "DELETE", path, NULL, what, &reply, err);
+    if (rc)
+        goto out_free_path;
+    *already_soft = reply.status == 404 && reply_error_code(&reply) == 40404;
+    if (reply.status / 100 != 2)
+        rc = reply_error(&reply, "DELETE", path, what, err);
+    json_decref(reply.json);
+out_free_path:
+    free(path);
+    return rc;
+}
+
+int kf_registry_delete_subject(kf_registry *r, const char *subject, bool permanent, kf_error *err)
+{
+    if (!r || !subject)
+        return kf_error_set(err, KF_ERR_INVALID, false, "cannot delete subject: NULL argument");
+    if (!subject[0])
+        return kf_error_set(err, KF_ERR_INVALID, false, "cannot delete subject: empty subject");
+    subject_cache_forget(r, subject);
+    bool already_soft = false;
+    int rc = delete_subject_once(r, subject, false, &already_soft, err);
+    if (already_soft && !permanent) {
+        rc = KF_ERR_NOT_FOUND; /* nothing left to soft-delete; err says why */
+        if (err)
+            err->code = rc;
+    }
+    if (rc == KF_OK || (already_soft && permanent)) {
+        rc = permanent ? delete_subject_once(r, subject, true, &already_soft, err) : KF_OK;
+        /* a registration racing with the delete may have cached the subject again */
+        subject_cache_forget(r, subject);
+    }
     return rc;
 }
 

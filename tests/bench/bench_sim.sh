@@ -39,7 +39,14 @@ linger=5
 batch=65536
 tag=$$_$(date +%s)
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# Both sides' topics of this run are deleted when it ends, however it ends.
+cleanup() {
+    "$bin/kafka-topics" --bootstrap-server "$KFLEET_BOOTSTRAP" --delete --if-exists \
+        --topic "bench(sim|peer)${tag}_[0-9]+(\\..*)?" >/dev/null 2>&1 ||
+        echo "bench_sim: could not delete the topics bench{sim,peer}${tag}_*" >&2
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
 
 now_ns() { date +%s%N; }
 

@@ -210,12 +210,13 @@ static double run_validate(kf_admin *a, const char *bin, const char *bootstrap,
     if (rate <= 0)
         die("kfleet-validate did not report its run");
     /* the outputs of this round are not needed any more */
-    char valid[256], dlq[256];
+    char valid[256], dlq[256], audit[256];
     snprintf(valid, sizeof(valid), "%s.valid.%s", prefix, topic);
     snprintf(dlq, sizeof(dlq), "%s.dlq.%s", prefix, topic);
-    const char *names[] = {valid, dlq};
+    snprintf(audit, sizeof(audit), "%s.audit", prefix);
+    const char *names[] = {valid, dlq, audit};
     kf_error err;
-    kf_admin_delete_topics(a, names, 2, true, 30000, &err);
+    kf_admin_delete_topics(a, names, 3, true, 30000, &err);
     return rate;
 }
 

@@ -1,5 +1,6 @@
 /* Integration test of the registry client against the real registry from the local stack
- * (KFLEET_REGISTRY_URL): register, fetch, lookup, compatibility rules and evolution. */
+ * (KFLEET_REGISTRY_URL): register, fetch, lookup, compatibility rules, evolution and subject
+ * deletion. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -189,6 +190,93 @@ static void subject_with_reserved_characters(void **state)
     kf_registry_destroy(reg);
 }
 
+/* A deleted subject is gone for a fresh client, and the client that deleted it registers
+ * again through the registry instead of answering from its cache; a permanent delete goes
+ * past an earlier soft delete; deleting what is not there is KF_ERR_NOT_FOUND. */
+static void subjects_are_deleted(void **state)
+{
+    kf_registry *reg = client();
+    kf_error err;
+    char gone[200];
+    snprintf(gone, sizeof(gone), "%s.deleted", subject);
+    int32_t id = -1, found = -1, kept = -1;
+    if (kf_registry_register(reg, gone, schema_v1, &id, &err) != KF_OK)
+        fail_msg("register under \"%s\": %s", gone, err.message);
+    if (kf_registry_register(reg, subject, schema_v1, &kept, &err) != KF_OK)
+        fail_msg("register under \"%s\": %s", subject, err.message);
+
+    if (kf_registry_delete_subject(reg, gone, false, &err) != KF_OK)
+        fail_msg("soft delete \"%s\": %s", gone, err.message);
+    /* other subjects' cached pairs stay */
+    kf_registry_stats st0, st1;
+    kf_registry_get_stats(reg, &st0);
+    int32_t kept_again = -1;
+    assert_int_equal(kf_registry_register(reg, subject, schema_v1, &kept_again, &err), KF_OK);
+    kf_registry_get_stats(reg, &st1);
+    assert_int_equal(kept_again, kept);
+    assert_int_equal(st1.http_requests, st0.http_requests);
+    assert_int_equal(st1.cache_hits, st0.cache_hits + 1);
+    kf_registry *fresh = client();
+    kf_error_clear(&err);
+    assert_int_equal(kf_registry_lookup(fresh, gone, schema_v1, &found, NULL, &err),
+                     KF_ERR_NOT_FOUND);
+    kf_registry_destroy(fresh);
+    kf_error_clear(&err);
+    assert_int_equal(kf_registry_delete_subject(reg, gone, false, &err), KF_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.message, gone));
+    /* the soft-deleted subject is removed for good */
+    if (kf_registry_delete_subject(reg, gone, true, &err) != KF_OK)
+        fail_msg("permanently delete soft-deleted \"%s\": %s", gone, err.message);
+
+    /* registered again: the pair cached by the first registration must not answer */
+    kf_registry_stats before, after;
+    kf_registry_get_stats(reg, &before);
+    int32_t again = -1;
+    if (kf_registry_register(reg, gone, schema_v1, &again, &err) != KF_OK)
+        fail_msg("register again under \"%s\": %s", gone, err.message);
+    kf_registry_get_stats(reg, &after);
+    assert_int_equal(after.cache_hits, before.cache_hits);
+    assert_true(after.http_requests > before.http_requests);
+    fresh = client();
+    int version = -1;
+    if (kf_registry_lookup(fresh, gone, schema_v1, &found, &version, &err) != KF_OK)
+        fail_msg("lookup after registering again: %s", err.message);
+    assert_int_equal(found, again);
+    kf_registry_destroy(fresh);
+
+    /* permanent in one call, then nothing is left under the name */
+    if (kf_registry_delete_subject(reg, gone, true, &err) != KF_OK)
+        fail_msg("permanently delete \"%s\": %s", gone, err.message);
+    fresh = client();
+    kf_error_clear(&err);
+    assert_int_equal(kf_registry_lookup(fresh, gone, schema_v1, &found, NULL, &err),
+                     KF_ERR_NOT_FOUND);
+    kf_registry_destroy(fresh);
+    kf_error_clear(&err);
+    assert_int_equal(kf_registry_delete_subject(reg, gone, true, &err), KF_ERR_NOT_FOUND);
+    assert_false(err.retriable);
+    assert_non_null(strstr(err.message, "DELETE"));
+    kf_error_clear(&err);
+    assert_int_equal(kf_registry_delete_subject(reg, "", true, &err), KF_ERR_INVALID);
+    kf_registry_destroy(reg);
+}
+
+/* Removes the subjects the tests registered (last, so a failure above still cleans up). */
+static void created_subjects_are_removed(void **state)
+{
+    kf_registry *reg = client();
+    kf_error err;
+    char odd[200];
+    snprintf(odd, sizeof(odd), "%s/with space?and#hash", subject);
+    const char *subjects[] = {subject, odd};
+    for (size_t i = 0; i < 2; i++) {
+        int rc = kf_registry_delete_subject(reg, subjects[i], true, &err);
+        if (rc != KF_OK && rc != KF_ERR_NOT_FOUND)
+            fail_msg("delete \"%s\": %s", subjects[i], err.message);
+    }
+    kf_registry_destroy(reg);
+}
+
 int main(void)
 {
     registry_url = getenv("KFLEET_REGISTRY_URL");
@@ -202,6 +290,8 @@ int main(void)
         cmocka_unit_test(evolution_under_backward_compatibility),
         cmocka_unit_test(unknown_things_are_not_found),
         cmocka_unit_test(subject_with_reserved_characters),
+        cmocka_unit_test(subjects_are_deleted),
+        cmocka_unit_test(created_subjects_are_removed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

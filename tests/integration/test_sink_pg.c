@@ -100,6 +100,23 @@ static void fx_schema(fx *f, const col_spec *cols, size_t n)
     assert_int_equal(kf_event_writer_set_source(f->w, &src, &err), KF_OK);
 }
 
+/* Topics the running test made, deleted by its teardown (after a failure too). */
+#define MAX_CREATED 8
+static char created_topics[MAX_CREATED][256];
+
+/* Notes topic and the dead-letter topic the sink may make for it. */
+static void note_created(const char *topic)
+{
+    for (int i = 0; i + 1 < MAX_CREATED; i += 2) {
+        if (created_topics[i][0])
+            continue;
+        snprintf(created_topics[i], sizeof(created_topics[i]), "%s", topic);
+        snprintf(created_topics[i + 1], sizeof(created_topics[i + 1]), "kfleet.dlq.%s", topic);
+        return;
+    }
+    fail_msg("more than %d topics in one test", MAX_CREATED / 2);
+}
+
 static void fx_init(fx *f, const char *name, const col_spec *cols, size_t n)
 {
     memset(f, 0, sizeof(*f));
@@ -116,6 +133,7 @@ static void fx_init(fx *f, const char *name, const col_spec *cols, size_t n)
     kf_admin *a = kf_admin_new(kv, 1, &err);
     assert_non_null(a);
     kf_topic_spec spec = {.name = f->topic, .partitions = PARTITIONS, .replication_factor = 1};
+    note_created(f->topic);
     if (kf_admin_create_topics(a, &spec, 1, true, 30000, &err) != KF_OK)
         fail_msg("%s", err.message);
     kf_admin_destroy(a);
@@ -1610,12 +1628,26 @@ static void debezium_topic_is_applied(void **state)
     fx_free(&f);
 }
 
+/* The teardown of every test: kills the workers a failure left running and deletes the
+ * test's topics. (The Debezium topic keeps its fixed name from run to run.) */
 static int kill_leftover(void **state)
 {
     (void)state;
     for (int i = 0; i < MAX_CHILDREN; i++)
         if (running_children[i] > 0)
             sink_stop(running_children[i], SIGKILL);
+    const char *names[MAX_CREATED];
+    size_t n = 0;
+    for (int i = 0; i < MAX_CREATED; i++)
+        if (created_topics[i][0])
+            names[n++] = created_topics[i];
+    kf_error err;
+    const char *kv[] = {"bootstrap.servers", getenv("KFLEET_BOOTSTRAP")};
+    kf_admin *a = n && kv[1] ? kf_admin_new(kv, 1, &err) : NULL;
+    if (a && kf_admin_delete_topics(a, names, n, true, 30000, &err) != KF_OK)
+        fprintf(stderr, "could not delete the test's topics: %s\n", err.message);
+    kf_admin_destroy(a);
+    memset(created_topics, 0, sizeof(created_topics));
     return 0;
 }
 

@@ -1,10 +1,12 @@
 /* kfleet-pipeline: the pipeline run's helper. `report` (the default) says what a run did and
  * checks it; `prepare` creates a run's topics and Postgres schema; `watch` samples the sink's
- * commit markers for the latency figures; `drain` waits until every stage has caught up. */
+ * commit markers for the latency figures; `drain` waits until every stage has caught up;
+ * `prune` deletes what earlier runs left behind. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kfleet/app.h"
 #include "kfleet/config.h"
@@ -139,7 +141,7 @@ static const kf_config_spec REPORT_SPEC = {
     .summary = "Reports what a pipeline run did (events, schema changes, quarantined records per "
                "rule against the injected ones, Postgres tables against the simulator's "
                "expected state, lag, throughput, latency) and exits 1 when a check fails. "
-               "Subcommands: prepare, watch, drain.",
+               "Subcommands: prepare, watch, drain, prune.",
     .keys = REPORT_KEYS,
 };
 
@@ -285,6 +287,46 @@ static const kf_config_spec DRAIN_SPEC = {
     .summary = "Waits until validate has committed the end of the input topics and the sink has "
                "stored the end of the valid topics in kfleet_meta.sync_markers.",
     .keys = DRAIN_KEYS,
+};
+
+typedef struct prune_cfg {
+    kf_app_config app;
+    char *pg_dsn;
+    int keep;
+    char *prefix;
+} prune_cfg;
+
+static const kf_config_key PRUNE_KEYS[] = {
+    KF_APP_CONFIG_KEYS(prune_cfg, app),
+    PG_KEY(prune_cfg),
+    {.name = "pipeline.prune.keep",
+     .type = KF_CONFIG_INT,
+     .offset = offsetof(prune_cfg, keep),
+     .default_value = "3",
+     .min = 0,
+     .max = 100000,
+     .flag = "keep-runs",
+     .description = "The newest runs left alone; every earlier one is deleted (0: none is kept)."},
+    {.name = "pipeline.prune.prefix",
+     .type = KF_CONFIG_STRING,
+     .offset = offsetof(prune_cfg, prefix),
+     .default_value = "run_",
+     .flag = "run-prefix",
+     .description = "What run ids start with: a run is <prefix><MMDD_HHMMSS>_<pid>, the way "
+                    "pipeline.sh names them."},
+    {0},
+};
+
+static const kf_config_spec PRUNE_SPEC = {
+    .program = PL_PROGRAM " prune",
+    .summary = "Deletes what earlier pipeline runs left behind, except the newest --keep-runs "
+               "runs (ordered by the time stamp in their id): the topics <id>.*, their registry "
+               "subjects <topic>-key and <topic>-value, the Postgres schema <id> and the "
+               "kfleet_meta rows of the groups <id>-* (and of the schema). Names that do not "
+               "match the run id pattern exactly are never touched, nor is a run still running "
+               "(one of its consumer groups <id>-* has members). Exits 1 when a step failed "
+               "(the rest is still done).",
+    .keys = PRUNE_KEYS,
 };
 
 /* Parses the configuration of one subcommand: 1 = run, 0 = done (help...), 2 = usage error. */
@@ -509,6 +551,38 @@ static int run_drain_cmd(int argc, char **argv)
     return rc == KF_ERR_TIMEOUT ? 1 : kf_app_exit_code(rc);
 }
 
+static int run_prune_cmd(int argc, char **argv)
+{
+    prune_cfg c;
+    kf_config *cfg = NULL;
+    int p = parse(&PRUNE_SPEC, &c, &cfg, argc, argv);
+    if (p != 1)
+        return p;
+    kf_app app;
+    kf_app_kv kv = {0};
+    kf_error err;
+    int rc = kf_app_start(&app, PL_PROGRAM, cfg, &c.app, KF_APP_NEED_REGISTRY, &err);
+    if (rc == KF_OK)
+        rc = kf_app_kafka_kv(cfg, NULL, 0, &kv, &err);
+    if (rc == KF_OK) {
+        pl_kafka k = {.kv = kv.kv, .npairs = kv.npairs};
+        pl_prune_opts o = {.kafka = &k,
+                           .registry = app.registry,
+                           .pg_dsn = c.pg_dsn,
+                           .prefix = c.prefix,
+                           .keep = c.keep,
+                           .now = time(NULL)};
+        pl_prune_stats st;
+        rc = pl_prune(&o, &st, &err);
+    }
+    if (rc < 0)
+        fprintf(stderr, "%s prune: %s\n", PL_PROGRAM, err.message);
+    kf_app_kv_free(&kv);
+    kf_app_stop(&app);
+    kf_config_destroy(cfg);
+    return kf_app_exit_code(rc);
+}
+
 static int run_report_cmd(int argc, char **argv)
 {
     report_cfg c;
@@ -563,6 +637,8 @@ int main(int argc, char **argv)
         return run_watch_cmd(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "drain") == 0)
         return run_drain_cmd(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "prune") == 0)
+        return run_prune_cmd(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "report") == 0)
         return run_report_cmd(argc - 1, argv + 1);
     return run_report_cmd(argc, argv);

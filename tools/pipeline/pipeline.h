@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -251,5 +252,55 @@ typedef struct pl_latency_opts {
 
 /* Joins the record timestamps with the samples (everything borrowed); out->series is new. */
 void pl_latency_compute(const pl_latency_opts *o, pl_latency *out);
+
+/* ---- earlier runs (prune.c) ---- */
+
+/* Where a run id sorts: larger `when` is newer. */
+typedef struct pl_run_key {
+    size_t len;   /* bytes of the id at the start of the name */
+    int64_t when; /* seconds of its time stamp, counted from year 0 */
+    long pid;
+} pl_run_key;
+
+/* True when s starts with a run id, <prefix><MMDD>_<HHMMSS>_<pid> (a real month, day and time
+ * of day, a pid of 1 to 10 digits without a leading zero), followed by `end` ('\0': s is
+ * the id). Ids carry no year: one dated more than a week after `today` (local time) counts as
+ * last year's. Fills *out. */
+bool pl_run_id_parse(const char *s, const char *prefix, char end, const struct tm *today,
+                     pl_run_key *out);
+
+/* Negative when a is newer than b (later time stamp, then larger pid), 0 when alike. */
+int pl_run_key_cmp(const pl_run_key *a, const pl_run_key *b);
+
+typedef struct pl_prune_opts {
+    const pl_kafka *kafka;
+    kf_registry *registry; /* NULL: subjects are left alone */
+    const char *pg_dsn;
+    const char *prefix; /* of the run ids, e.g. "run_" */
+    int keep;           /* newest runs left alone */
+    time_t now;         /* dates the ids (which carry no year) */
+} pl_prune_opts;
+
+typedef struct pl_prune_stats {
+    size_t runs;        /* runs found (any of topics, schema or kfleet_meta rows) */
+    size_t kept;        /* the newest o->keep of them */
+    size_t live;        /* older ones left alone because they are still running */
+    size_t pruned;      /* older ones deleted */
+    size_t topics;      /* topics deleted */
+    size_t subjects;    /* registry subjects deleted */
+    size_t schemas;     /* Postgres schemas dropped */
+    uint64_t meta_rows; /* kfleet_meta rows deleted */
+    size_t failures;    /* steps that failed (each logged as a warning) */
+} pl_prune_stats;
+
+/* Finds every run of the prefix in Kafka (topics "<id>.*") and Postgres (schema "<id>",
+ * kfleet_meta rows of groups "<id>-*" or of schema "<id>") and deletes, for all but the newest
+ * o->keep runs, their topics, the subjects "<topic>-key" and "<topic>-value" (permanently, once
+ * the topic is gone), the schema (CASCADE) and the rows. A run still running (a consumer group
+ * "<id>-*" has members, e.g. another user's) is left alone; when that cannot be known, no run
+ * is deleted. A step that fails is logged and the rest goes on; a run is deleted only when
+ * o->keep newer ones were seen, so a listing that failed can only keep more. Logs one line with
+ * the counts. KF_OK when nothing failed, else the first failure (err filled). */
+int pl_prune(const pl_prune_opts *o, pl_prune_stats *stats, kf_error *err);
 
 #endif

@@ -35,6 +35,10 @@ usage: tools/pipeline/pipeline.sh [options]
   --drain-timeout DUR   how long the stages may take to catch up (default 180s)
   --warmup DUR          leave the events of the run's first DUR out of the latency percentiles
                         (they are also reported over every event; default 0)
+  --keep-runs N         earlier runs to keep (default 3; 0 = none): at its start a run deletes
+                        the topics, registry subjects, Postgres schema and kfleet_meta rows of
+                        every earlier run but the newest N and those still running
+                        (kfleet-pipeline prune)
 
 Every run uses its own topic prefix and Postgres schema (run_<time>_<n>), so runs never mix.
 Ctrl-C stops every process with SIGTERM, waits for them, and reports what got through.
@@ -60,6 +64,7 @@ VALIDATE_SETS=()
 SINK_SETS=()
 DRAIN_TIMEOUT=180s
 WARMUP=0
+KEEP_RUNS=3
 
 while (($# > 0)); do
     case $1 in
@@ -83,6 +88,7 @@ while (($# > 0)); do
     --sink-set) SINK_SETS+=(--set "$2") && shift ;;
     --drain-timeout) DRAIN_TIMEOUT=$2 && shift ;;
     --warmup) WARMUP=$2 && shift ;;
+    --keep-runs) KEEP_RUNS=$2 && shift ;;
     *) usage >&2 && exit 2 ;;
     esac
     shift
@@ -90,6 +96,7 @@ done
 [[ $EVENTS =~ ^[1-9][0-9]*$ ]] || kf_die "--events must be a positive number"
 [[ $RATE =~ ^[0-9]+$ ]] || kf_die "--rate must be a number"
 [[ $REPLICAS =~ ^[1-9]$ ]] || kf_die "--replicas must be 1 to 9"
+[[ $KEEP_RUNS =~ ^[0-9]+$ ]] || kf_die "--keep-runs must be a number"
 ((${#CONTRACTS[@]})) || CONTRACTS=("$KF_ROOT"/schemas/contracts/*.yaml)
 
 SIM=$BUILD_DIR/producers/sim/kfleet-sim
@@ -195,6 +202,13 @@ start_sink() {
 START=$(kf_now)
 kf_say "run $RUN_ID: $EVENTS events at ${RATE:-max}/s, seed $SEED, $REPLICAS replica(s) per worker$($CHAOS && echo ', with SIGKILL and restart half-way')"
 kf_say "logs and files in $RUN_DIR"
+
+# Earlier runs' topics, subjects, schemas and kfleet_meta rows go, but for the newest
+# $KEEP_RUNS: the workers subscribe by pattern and so fetch the metadata of every topic in the
+# cluster, which slows every run down as debris piles up. Failing to prune is only a warning.
+"$PIPE" prune --keep-runs "$KEEP_RUNS" --registry-url "$KFLEET_REGISTRY_URL" \
+    --set "kafka.bootstrap.servers=$KFLEET_BOOTSTRAP" --pg-dsn "$KFLEET_PG_DSN" ||
+    kf_warn "could not delete everything of the earlier runs (see above); going on"
 
 # The change stream of the same seed (the simulator is deterministic): the report folds it into
 # the rows each table should hold. Its summary names the tables.

@@ -67,6 +67,14 @@ int kf_registry_test_compatibility(kf_registry *r, const char *subject, const ch
 int kf_registry_set_compatibility(kf_registry *r, const char *subject, const char *level,
                                   kf_error *err);
 
+/* Deletes subject with every version of it. Without permanent it is a soft delete (the
+ * registry keeps the versions, hidden); with permanent the versions are removed for good (a
+ * soft delete is sent first, as the Confluent API requires; a subject already soft-deleted is
+ * fine). Forgets the subject's cached (subject, schema) pairs, so a later registration reaches
+ * the registry. No such subject (or, without permanent, one already soft-deleted):
+ * KF_ERR_NOT_FOUND. */
+int kf_registry_delete_subject(kf_registry *r, const char *subject, bool permanent, kf_error *err);
+
 /* Copies the counters into *out. Thread-safe. */
 void kf_registry_get_stats(kf_registry *r, kf_registry_stats *out);
 

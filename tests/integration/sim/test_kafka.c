@@ -1,10 +1,11 @@
 /* kfleet-sim --to kafka against the real broker and registry: the events decode back with the
  * serde, ops/keys/counts match the simulator's own summary, each schema change is a new
  * registered version, tombstones follow deletes, and --resume after SIGKILL completes the
- * stream without a gap. */
+ * stream without a gap. Each test deletes its topics. */
 #include <librdkafka/rdkafka.h>
 
 #include "kfleet/event.h"
+#include "kfleet/kafka.h"
 #include "kfleet/registry.h"
 #include "kfleet/serde.h"
 #include "sim_itest.h"
@@ -239,12 +240,37 @@ static void check_against_summary(stream *s, json_t *summary, kf_registry *reg, 
     assert_int_equal(s->foreign, 0);
 }
 
+/* The topic prefix of the running test: its teardown deletes the simulator's topics. */
+static char created_prefix[128];
+
+static int delete_topics(void **state)
+{
+    (void)state;
+    if (!created_prefix[0])
+        return 0;
+    char topics[NTABLES][256];
+    const char *names[NTABLES];
+    for (size_t t = 0; t < NTABLES; t++) {
+        snprintf(topics[t], sizeof(topics[t]), "%s.shop.%s", created_prefix, tables[t]);
+        names[t] = topics[t];
+    }
+    kf_error err;
+    const char *kv[] = {"bootstrap.servers", getenv("KFLEET_BOOTSTRAP")};
+    kf_admin *a = kv[1] ? kf_admin_new(kv, 1, &err) : NULL;
+    if (a && kf_admin_delete_topics(a, names, NTABLES, true, 30000, &err) != KF_OK)
+        fprintf(stderr, "could not delete the test's topics: %s\n", err.message);
+    kf_admin_destroy(a);
+    created_prefix[0] = '\0';
+    return 0;
+}
+
 static void test_stream_decodes_back(void **state)
 {
     (void)state;
     const char *seed = "4242", *events = "9000";
     char prefix[128], spec[1024], bootstrap[512];
     sim_unique(prefix, sizeof(prefix), "simit");
+    snprintf(created_prefix, sizeof(created_prefix), "%s", prefix);
     sim_spec_path(spec, sizeof(spec));
     snprintf(bootstrap, sizeof(bootstrap), "kafka.bootstrap.servers=%s",
              kf_test_env("KFLEET_BOOTSTRAP"));
@@ -315,6 +341,7 @@ static void test_resume_after_kill(void **state)
     const char *seed = "77", *events = "60000";
     char prefix[128], spec[1024], bootstrap[512], statefile[1200];
     sim_unique(prefix, sizeof(prefix), "simres");
+    snprintf(created_prefix, sizeof(created_prefix), "%s", prefix);
     sim_spec_path(spec, sizeof(spec));
     snprintf(bootstrap, sizeof(bootstrap), "kafka.bootstrap.servers=%s",
              kf_test_env("KFLEET_BOOTSTRAP"));
@@ -408,8 +435,8 @@ static void test_resume_after_kill(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stream_decodes_back),
-        cmocka_unit_test(test_resume_after_kill),
+        cmocka_unit_test_teardown(test_stream_decodes_back, delete_topics),
+        cmocka_unit_test_teardown(test_resume_after_kill, delete_topics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
