@@ -9,6 +9,7 @@
  * table falling back to the upsert when it meets existing keys; conversions alike in binary
  * and text COPY. */
 #include "kf_test_env.h"
+#include "kf_test_pg.h"
 
 #include <errno.h>
 #include <pwd.h>
@@ -270,46 +271,6 @@ static int sink_stop(pid_t pid, int sig)
 
 /* ---- Postgres checks ---- */
 
-static PGconn *pg(const char *env)
-{
-    PGconn *c = PQconnectdb(kf_test_env(env));
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("could not connect: %s", PQerrorMessage(c));
-    return c;
-}
-
-static void pg_exec(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-}
-
-/* The first column of the first row of a query, as text ("" for no row or null). */
-static void pg_value(PGconn *c, const char *sql, char *out, size_t cap)
-{
-    PGresult *r = PQexec(c, sql);
-    out[0] = '\0';
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
-        snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-}
-
-/* Waits until query returns expect; fails with the last value otherwise. */
-static void wait_for(PGconn *c, const char *sql, const char *expect)
-{
-    char got[4096] = "";
-    for (int waited = 0; waited < WAIT_MS; waited += 250) {
-        pg_value(c, sql, got, sizeof(got));
-        if (strcmp(got, expect) == 0)
-            return;
-        usleep(250000);
-    }
-    fail_msg("%s\n  expected: %s\n  got:      %s", sql, expect, got);
-}
-
 /* ---- expected state ---- */
 
 #define MAX_IDS 400
@@ -393,17 +354,17 @@ static void changes_converge(void **state)
     produce_mix(&f, &m, 150, 3000, 7);
     fx_flush(&f);
     pid_t pid = sink_start(&f, NULL);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char expect[64], sql[512];
     model_digest(&m, expect, sizeof(expect));
     digest_sql(f.table, "", sql, sizeof(sql));
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     check_names(c, &f, &m, "");
     /* more changes on the running worker, then a clean stop */
     produce_mix(&f, &m, 150, 1000, 99);
     fx_flush(&f);
     model_digest(&m, expect, sizeof(expect));
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     check_names(c, &f, &m, "");
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     snprintf(sql, sizeof(sql),
@@ -411,12 +372,12 @@ static void changes_converge(void **state)
              f.group);
     /* every produced message (events and tombstones) is covered by the markers */
     char total[32];
-    pg_value(c, sql, total, sizeof(total));
+    kf_test_pg_value(c, sql, total, sizeof(total));
     assert_true(atol(total) > 4000);
     snprintf(sql, sizeof(sql),
              "SELECT status FROM kfleet_meta.sync_runs WHERE group_id = '%s' ORDER BY id DESC",
              f.group);
-    wait_for(c, sql, "stopped");
+    kf_test_pg_wait_for(c, sql, "stopped", WAIT_MS);
     PQfinish(c);
     fx_free(&f);
 }
@@ -432,11 +393,11 @@ static void soft_delete_marks_rows(void **state)
     fx_flush(&f);
     const char *extra[] = {"sink.deletion_strategy=soft", NULL};
     pid_t pid = sink_start(&f, extra);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char expect[64], sql[512];
     model_digest(&m, expect, sizeof(expect));
     digest_sql(f.table, "WHERE NOT is_deleted", sql, sizeof(sql));
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     check_names(c, &f, &m, "WHERE NOT is_deleted");
     /* deleted rows are still there, flagged */
     int ever = 0, present = 0;
@@ -444,11 +405,11 @@ static void soft_delete_marks_rows(void **state)
         present += m.present[i];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\" WHERE is_deleted", f.table);
     char got[32];
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     ever = atoi(got);
     assert_true(ever > 0);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_int_equal(atoi(got), present + ever);
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     PQfinish(c);
@@ -469,7 +430,7 @@ static void create_counted_table(PGconn *c, const char *table)
         "UPDATE \"%s_updates\" SET n = n + 1; RETURN NEW; END $$;"
         "CREATE TRIGGER t BEFORE UPDATE ON \"%s\" FOR EACH ROW EXECUTE FUNCTION \"%s_count\"()",
         table, table, table, table, table, table, table);
-    pg_exec(c, sql);
+    kf_test_pg_exec(c, sql);
 }
 
 /* Inserts ids from..to with qty = id. */
@@ -494,7 +455,7 @@ static void kill9_rounds(const char *name, int n, const char *const *more)
         extra[2 + i] = more[i];
     fx f;
     fx_init(&f, name, ORDERS, 3);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char sql[1024];
     create_counted_table(c, f.table);
     emit_inserts(&f, 1, n);
@@ -506,18 +467,18 @@ static void kill9_rounds(const char *name, int n, const char *const *more)
      * kills must have hit the worker while it loaded. */
     int mid_stream = 0;
     for (int round = 0; round < 5; round++) {
-        pg_value(c, sql, got, sizeof(got));
+        kf_test_pg_value(c, sql, got, sizeof(got));
         pid_t pid = sink_start(&f, extra);
         /* kill in the middle of the stream: once this round made progress */
         long target = atol(got) + n / 8;
         for (int waited = 0; waited < WAIT_MS; waited += 5) {
-            pg_value(c, sql, got, sizeof(got));
+            kf_test_pg_value(c, sql, got, sizeof(got));
             if (atol(got) >= target)
                 break;
             usleep(5000);
         }
         assert_int_equal(sink_stop(pid, SIGKILL), 128 + SIGKILL);
-        pg_value(c, sql, got, sizeof(got));
+        kf_test_pg_value(c, sql, got, sizeof(got));
         fprintf(stderr, "round %d: %s rows after kill -9\n", round, got);
         if (atol(got) >= n)
             break;
@@ -527,24 +488,24 @@ static void kill9_rounds(const char *name, int n, const char *const *more)
     char runs[1024], before[32], expect[32];
     snprintf(runs, sizeof(runs), "SELECT count(*) FROM kfleet_meta.sync_runs WHERE group_id = '%s'",
              f.group);
-    pg_value(c, runs, before, sizeof(before));
+    kf_test_pg_value(c, runs, before, sizeof(before));
     pid_t pid = sink_start(&f, extra);
     snprintf(expect, sizeof(expect), "%d", n);
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     /* the run has started (its sync_runs row exists) before it is asked to stop */
     snprintf(expect, sizeof(expect), "%ld", atol(before) + 1);
-    wait_for(c, runs, expect);
+    kf_test_pg_wait_for(c, runs, expect, WAIT_MS);
     snprintf(sql, sizeof(sql), "SELECT n FROM \"%s_updates\"", f.table);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_string_equal(got, "0");
     snprintf(sql, sizeof(sql), "SELECT sum(qty) FROM \"%s\"", f.table);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_int_equal(atoll(got), (long long)n * (n + 1) / 2);
     snprintf(sql, sizeof(sql),
              "SELECT sum(next_offset) FROM kfleet_meta.sync_markers WHERE group_id = '%s'",
              f.group);
     snprintf(expect, sizeof(expect), "%d", n);
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     PQfinish(c);
     fx_free(&f);
@@ -583,12 +544,12 @@ static void insert_fast_path_falls_back(void **state)
     (void)state;
     fx f;
     fx_init(&f, "fast", ORDERS, 3);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char sql[1024], expect[64], got[32];
     create_counted_table(c, f.table);
     snprintf(sql, sizeof(sql),
              "INSERT INTO \"%s\" SELECT g, 'pre', 0 FROM generate_series(1, 200) g", f.table);
-    pg_exec(c, sql);
+    kf_test_pg_exec(c, sql);
     const int n = 6000;
     emit_inserts(&f, 1, n);
     fx_flush(&f);
@@ -599,9 +560,9 @@ static void insert_fast_path_falls_back(void **state)
              "FROM \"%s\"",
              f.table);
     snprintf(expect, sizeof(expect), "%d|%lld|0", n, qty_sum(1, n, 0));
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     snprintf(sql, sizeof(sql), "SELECT n FROM \"%s_updates\"", f.table);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_string_equal(got, "200");
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
 
@@ -620,25 +581,25 @@ static void insert_fast_path_falls_back(void **state)
     snprintf(sql, sizeof(sql), "SELECT count(*) || '|' || sum(qty) FROM \"%s\"", f.table);
     snprintf(expect, sizeof(expect), "%d|%lld", 6101,
              qty_sum(1, 5900, 0) + qty_sum(5901, 6100, 1000000) + 2);
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     snprintf(sql, sizeof(sql), "SELECT name FROM \"%s\" WHERE id = 7000", f.table);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_string_equal(got, "last");
     snprintf(sql, sizeof(sql), "SELECT n FROM \"%s_updates\"", f.table);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_string_equal(got, "300");
     /* every message is covered by the markers, and nothing was quarantined */
     snprintf(sql, sizeof(sql),
              "SELECT sum(next_offset) FROM kfleet_meta.sync_markers WHERE group_id = '%s'",
              f.group);
     snprintf(expect, sizeof(expect), "%d", n + 202);
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     snprintf(sql, sizeof(sql),
              "SELECT sum(dlq_records) || '|' || count(*) FROM kfleet_meta.sync_runs WHERE "
              "group_id = '%s' AND status = 'stopped'",
              f.group);
-    wait_for(c, sql, "0|2");
+    kf_test_pg_wait_for(c, sql, "0|2", WAIT_MS);
     PQfinish(c);
     fx_free(&f);
 }
@@ -655,7 +616,7 @@ static void postgres_disconnects_lose_nothing(void **state)
     fx_flush(&f);
     const char *extra[] = {"sink.batch.size=100", "sink.batch.max.rows=100", NULL};
     pid_t pid = sink_start(&f, extra);
-    PGconn *admin = pg("KFLEET_PG_ADMIN_DSN");
+    PGconn *admin = kf_test_pg_connect("KFLEET_PG_ADMIN_DSN");
     char sql[512];
     snprintf(sql, sizeof(sql),
              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
@@ -663,13 +624,13 @@ static void postgres_disconnects_lose_nothing(void **state)
              f.group);
     for (int i = 0; i < 8; i++) {
         usleep(300000);
-        pg_exec(admin, sql);
+        kf_test_pg_exec(admin, sql);
     }
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char expect[64];
     model_digest(&m, expect, sizeof(expect));
     digest_sql(f.table, "", sql, sizeof(sql));
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     check_names(c, &f, &m, "");
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     PQfinish(admin);
@@ -685,14 +646,14 @@ static void terminations_during_batches_in_flight(void **state)
     (void)state;
     fx f;
     fx_init(&f, "flight", ORDERS, 3);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     create_counted_table(c, f.table);
     const int n = 30000;
     emit_inserts(&f, 1, n);
     fx_flush(&f);
     const char *extra[] = {"sink.batch.size=500", "sink.batch.max.rows=1500", NULL};
     pid_t pid = sink_start(&f, extra);
-    PGconn *admin = pg("KFLEET_PG_ADMIN_DSN");
+    PGconn *admin = kf_test_pg_connect("KFLEET_PG_ADMIN_DSN");
     char sql[512], got[32], expect[32];
     snprintf(sql, sizeof(sql),
              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
@@ -700,16 +661,16 @@ static void terminations_during_batches_in_flight(void **state)
              f.group);
     for (int i = 0; i < 8; i++) {
         usleep(250000);
-        pg_exec(admin, sql);
+        kf_test_pg_exec(admin, sql);
     }
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
     snprintf(expect, sizeof(expect), "%d", n);
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     snprintf(sql, sizeof(sql), "SELECT n FROM \"%s_updates\"", f.table);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_string_equal(got, "0");
     snprintf(sql, sizeof(sql), "SELECT sum(qty) FROM \"%s\"", f.table);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_int_equal(atoll(got), (long long)n * (n + 1) / 2);
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     PQfinish(admin);
@@ -723,12 +684,12 @@ static void refused_record_goes_to_dlq(void **state)
     (void)state;
     fx f;
     fx_init(&f, "dlq", ORDERS, 3);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char sql[512];
     snprintf(sql, sizeof(sql),
              "CREATE TABLE \"%s\" (id bigint PRIMARY KEY, name text, qty bigint CHECK (qty >= 0))",
              f.table);
-    pg_exec(c, sql);
+    kf_test_pg_exec(c, sql);
     for (int id = 1; id <= 50; id++) {
         char q[24];
         snprintf(q, sizeof(q), "%d", id == 17 ? -1 : id);
@@ -738,7 +699,7 @@ static void refused_record_goes_to_dlq(void **state)
     fx_flush(&f);
     pid_t pid = sink_start(&f, NULL);
     snprintf(sql, sizeof(sql), "SELECT count(*) || '|' || sum(qty) FROM \"%s\"", f.table);
-    wait_for(c, sql, "49|1258");
+    kf_test_pg_wait_for(c, sql, "49|1258", WAIT_MS);
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     /* the DLQ topic holds the record with the reason */
     kf_error err;
@@ -789,10 +750,10 @@ static void schema_evolves(void **state)
     emit(&f, KF_OP_CREATE, 1, r1);
     fx_flush(&f);
     pid_t pid = sink_start(&f, NULL);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char sql[1024];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
-    wait_for(c, sql, "1");
+    kf_test_pg_wait_for(c, sql, "1", WAIT_MS);
     fx_schema(&f, v2, 7);
     const char *r2[] = {"9000000000", "a much longer value here", "3", "text now", "{}", "12.50"};
     emit(&f, KF_OP_CREATE, 2, r2);
@@ -800,32 +761,34 @@ static void schema_evolves(void **state)
     emit(&f, KF_OP_UPDATE, 1, r1b);
     fx_flush(&f);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\" WHERE e IS NOT NULL", f.table);
-    wait_for(c, sql, "2");
+    kf_test_pg_wait_for(c, sql, "2", WAIT_MS);
     snprintf(sql, sizeof(sql),
              "SELECT string_agg(column_name || ':' || data_type || ':' || is_nullable, ',' "
              "ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = '%s'",
              f.table);
-    wait_for(c, sql,
-             "id:bigint:NO,a:bigint:YES,b:character varying:YES,c:bigint:YES,g:text:YES,"
-             "f:text:YES,doc:jsonb:YES,e:numeric:YES");
+    kf_test_pg_wait_for(c, sql,
+                        "id:bigint:NO,a:bigint:YES,b:character varying:YES,c:bigint:YES,g:text:YES,"
+                        "f:text:YES,doc:jsonb:YES,e:numeric:YES",
+                        WAIT_MS);
     snprintf(sql, sizeof(sql),
              "SELECT a || '|' || b || '|' || c || '|' || g || '|' || coalesce(f, 'null') || '|' "
              "|| e FROM \"%s\" WHERE id = 2",
              f.table);
-    wait_for(c, sql, "9000000000|a much longer value here|3|text now|null|12.50");
+    kf_test_pg_wait_for(c, sql, "9000000000|a much longer value here|3|text now|null|12.50",
+                        WAIT_MS);
     snprintf(sql, sizeof(sql),
              "SELECT coalesce(f, 'null') || '|' || (doc IS NULL) FROM \"%s\" WHERE id = 1",
              f.table);
-    wait_for(c, sql, "null|true");
+    kf_test_pg_wait_for(c, sql, "null|true", WAIT_MS);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM kfleet_meta.schema_history WHERE table_name = '%s'", f.table);
-    wait_for(c, sql, "2");
+    kf_test_pg_wait_for(c, sql, "2", WAIT_MS);
     snprintf(sql, sizeof(sql),
              "SELECT change FROM kfleet_meta.schema_history WHERE table_name = '%s' ORDER BY id "
              "DESC",
              f.table);
     char change[1024];
-    pg_value(c, sql, change, sizeof(change));
+    kf_test_pg_value(c, sql, change, sizeof(change));
     assert_non_null(strstr(change, "widen a int->bigint"));
     assert_non_null(strstr(change, "keep_wide c bigint->bigint"));
     assert_non_null(strstr(change, "to_text g int->text"));
@@ -851,17 +814,18 @@ static void injection_is_harmless(void **state)
     fx_flush(&f);
     const char *extra[] = {"sink.table.name.format=\";DROP TABLE y;--${table}", NULL};
     pid_t pid = sink_start(&f, extra);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char sql[1024];
     snprintf(sql, sizeof(sql),
              "SELECT \"x\"\"; DROP TABLE kfleet_meta.sync_runs; --\" FROM "
              "\"\"\";DROP TABLE y;--%s\"",
              f.table);
-    wait_for(c, sql, "'); DROP TABLE kfleet_meta.error_log; --");
-    wait_for(c,
-             "SELECT count(*) FROM pg_tables WHERE schemaname = 'kfleet_meta' AND tablename IN "
-             "('sync_markers', 'sync_runs', 'error_log', 'schema_history')",
-             "4");
+    kf_test_pg_wait_for(c, sql, "'); DROP TABLE kfleet_meta.error_log; --", WAIT_MS);
+    kf_test_pg_wait_for(
+        c,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'kfleet_meta' AND tablename IN "
+        "('sync_markers', 'sync_runs', 'error_log', 'schema_history')",
+        "4", WAIT_MS);
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     PQfinish(c);
     fx_free(&f);
@@ -893,19 +857,20 @@ static void unconvertible_values_become_null(void **state)
         emit(&f, KF_OP_CREATE, i + 1, rows[i]);
     fx_flush(&f);
     pid_t pid = sink_start(&f, NULL);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char sql[1024];
     snprintf(sql, sizeof(sql),
              "SELECT string_agg(id || ':' || (u IS NULL)::int || (d IS NULL)::int || "
              "(doc IS NULL)::int || (ts IS NULL)::int || n, ',' ORDER BY id) FROM \"%s\"",
              f.table);
-    wait_for(c, sql, "1:0000ok,2:1000ok,3:0100ok,4:0010ok,5:0001ok,6:1010ok,7:0000ok");
+    kf_test_pg_wait_for(c, sql, "1:0000ok,2:1000ok,3:0100ok,4:0010ok,5:0001ok,6:1010ok,7:0000ok",
+                        WAIT_MS);
     /* six values in five records; which partition a record went to does not matter */
     snprintf(sql, sizeof(sql),
              "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM "
              "kfleet_meta.error_log WHERE table_name = '%s'",
              f.table);
-    wait_for(c, sql, "d,doc,doc,ts,u,u");
+    kf_test_pg_wait_for(c, sql, "d,doc,doc,ts,u,u", WAIT_MS);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM kfleet_meta.error_log WHERE table_name = '%s' AND ("
              "(column_name = 'u' AND error LIKE '%%invalid input syntax for type uuid%%') OR "
@@ -913,14 +878,14 @@ static void unconvertible_values_become_null(void **state)
              "(column_name = 'doc' AND error LIKE '%%json%%') OR "
              "(column_name = 'ts' AND error LIKE '%%timestamp%%'))",
              f.table);
-    wait_for(c, sql, "6");
+    kf_test_pg_wait_for(c, sql, "6", WAIT_MS);
     /* nothing went to the dead-letter queue */
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     snprintf(sql, sizeof(sql),
              "SELECT dlq_records FROM kfleet_meta.sync_runs WHERE group_id = '%s' ORDER BY id "
              "DESC",
              f.group);
-    wait_for(c, sql, "0");
+    kf_test_pg_wait_for(c, sql, "0", WAIT_MS);
     PQfinish(c);
     fx_free(&f);
 }
@@ -948,7 +913,7 @@ static void conversions_alike_in_binary_and_text(void **state)
         {good_u, "19000", "{\"a\": 7}", "v", "ok"},
     };
     const char *formats[] = {"sink.copy.format=binary", "sink.copy.format=text"};
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     for (int k = 0; k < 2; k++) {
         fx f;
         fx_init(&f, k == 0 ? "conv_bin" : "conv_txt", cols, 6);
@@ -962,12 +927,13 @@ static void conversions_alike_in_binary_and_text(void **state)
                  "SELECT string_agg(id || ':' || (u IS NULL)::int || (d IS NULL)::int || "
                  "(doc IS NULL)::int || (v IS NULL)::int || n, ',' ORDER BY id) FROM \"%s\"",
                  f.table);
-        wait_for(c, sql, "1:0000ok,2:1000ok,3:0100ok,4:0010ok,5:0001ok,6:1010ok,7:0000ok");
+        kf_test_pg_wait_for(
+            c, sql, "1:0000ok,2:1000ok,3:0100ok,4:0010ok,5:0001ok,6:1010ok,7:0000ok", WAIT_MS);
         snprintf(sql, sizeof(sql),
                  "SELECT count(*) FROM \"%s\" WHERE id = 1 AND u = '%s' AND d = '2022-01-08' AND "
                  "doc = '{\"a\": 1}' AND v = 'five5'",
                  f.table, good_u);
-        wait_for(c, sql, "1");
+        kf_test_pg_wait_for(c, sql, "1", WAIT_MS);
         snprintf(sql, sizeof(sql),
                  "SELECT count(*) FROM kfleet_meta.error_log WHERE table_name = '%s' AND ("
                  "(column_name = 'u' AND error LIKE '%%invalid input syntax for type uuid%%') OR "
@@ -975,13 +941,13 @@ static void conversions_alike_in_binary_and_text(void **state)
                  "(column_name = 'doc' AND error LIKE '%%json%%') OR "
                  "(column_name = 'v' AND error LIKE '%%too long%%'))",
                  f.table);
-        wait_for(c, sql, "6");
+        kf_test_pg_wait_for(c, sql, "6", WAIT_MS);
         assert_int_equal(sink_stop(pid, SIGTERM), 0);
         snprintf(sql, sizeof(sql),
                  "SELECT dlq_records FROM kfleet_meta.sync_runs WHERE group_id = '%s' ORDER BY "
                  "id DESC",
                  f.group);
-        wait_for(c, sql, "0");
+        kf_test_pg_wait_for(c, sql, "0", WAIT_MS);
         fx_free(&f);
     }
     PQfinish(c);
@@ -991,9 +957,9 @@ static void conversions_alike_in_binary_and_text(void **state)
  * keeps the stack's pid file pointing at the new server. */
 static void restart_postgres(void)
 {
-    PGconn *admin = pg("KFLEET_PG_ADMIN_DSN");
+    PGconn *admin = kf_test_pg_connect("KFLEET_PG_ADMIN_DSN");
     char dir[1024], path[1200], line[64], exe[1024];
-    pg_value(admin, "SHOW data_directory", dir, sizeof(dir));
+    kf_test_pg_value(admin, "SHOW data_directory", dir, sizeof(dir));
     PQfinish(admin);
     assert_true(dir[0] != '\0');
     snprintf(path, sizeof(path), "%s/postmaster.pid", dir);
@@ -1054,29 +1020,29 @@ static void postgres_restart_loses_nothing(void **state)
     const char *extra[] = {"sink.batch.size=100", "sink.batch.max.rows=100",
                            "sink.retry.backoff.max=1s", NULL};
     pid_t pid = sink_start(&f, extra);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char sql[512], got[64];
     snprintf(sql, sizeof(sql),
              "SELECT coalesce(sum(next_offset), 0) FROM kfleet_meta.sync_markers WHERE group_id "
              "= '%s'",
              f.group);
     for (int waited = 0; waited < WAIT_MS; waited += 20) {
-        pg_value(c, sql, got, sizeof(got));
+        kf_test_pg_value(c, sql, got, sizeof(got));
         if (atol(got) > 0)
             break;
         usleep(20000);
     }
     PQfinish(c);
     restart_postgres();
-    c = pg("KFLEET_PG_DSN");
-    pg_value(c, sql, got, sizeof(got));
+    c = kf_test_pg_connect("KFLEET_PG_DSN");
+    kf_test_pg_value(c, sql, got, sizeof(got));
     fprintf(stderr, "restarted Postgres after %s of 9600 messages\n", got);
     produce_mix(&f, &m, 300, 1000, 22);
     fx_flush(&f);
     char expect[64];
     model_digest(&m, expect, sizeof(expect));
     digest_sql(f.table, "", sql, sizeof(sql));
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     check_names(c, &f, &m, "");
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     PQfinish(c);
@@ -1090,7 +1056,7 @@ static void two_workers_share_a_group(void **state)
     (void)state;
     fx f;
     fx_init(&f, "pair", ORDERS, 3);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     create_counted_table(c, f.table);
     const int n = 12000, more = 2000;
     emit_inserts(&f, 1, n);
@@ -1100,27 +1066,27 @@ static void two_workers_share_a_group(void **state)
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
     pid_t a = sink_start(&f, extra);
     for (int waited = 0; waited < WAIT_MS && atol(got) < n / 4; waited += 10) {
-        pg_value(c, sql, got, sizeof(got));
+        kf_test_pg_value(c, sql, got, sizeof(got));
         usleep(10000);
     }
     pid_t b = sink_start(&f, extra);
     for (int waited = 0; waited < WAIT_MS && atol(got) < n / 2; waited += 10) {
-        pg_value(c, sql, got, sizeof(got));
+        kf_test_pg_value(c, sql, got, sizeof(got));
         usleep(10000);
     }
     assert_int_equal(sink_stop(a, SIGTERM), 0);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     fprintf(stderr, "first worker left after %s of %d rows\n", got, n);
     emit_inserts(&f, n + 1, n + more);
     fx_flush(&f);
     char expect[64];
     snprintf(expect, sizeof(expect), "%d", n + more);
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     snprintf(sql, sizeof(sql), "SELECT n FROM \"%s_updates\"", f.table);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_string_equal(got, "0");
     snprintf(sql, sizeof(sql), "SELECT sum(qty) FROM \"%s\"", f.table);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_int_equal(atoll(got), (long long)(n + more) * (n + more + 1) / 2);
     assert_int_equal(sink_stop(b, SIGTERM), 0);
     snprintf(sql, sizeof(sql),
@@ -1128,7 +1094,7 @@ static void two_workers_share_a_group(void **state)
              "group_id = '%s' AND status = 'stopped' AND rows_upserted > 0",
              f.group);
     snprintf(expect, sizeof(expect), "2|%d", n + more);
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     PQfinish(c);
     fx_free(&f);
 }
@@ -1366,14 +1332,14 @@ static void create_tx_counted_table(PGconn *c, const char *table)
              "CREATE TRIGGER tx AFTER INSERT OR UPDATE OR DELETE ON \"%s\" FOR EACH STATEMENT "
              "EXECUTE FUNCTION \"%s_txf\"()",
              table, table, table, table, table, table);
-    pg_exec(c, sql);
+    kf_test_pg_exec(c, sql);
 }
 
 static long tx_count(PGconn *c, const char *table)
 {
     char sql[256], got[32];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s_tx\"", table);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     return atol(got);
 }
 
@@ -1385,7 +1351,7 @@ static void backlog_in_large_transactions(void **state)
     (void)state;
     fx f;
     fx_init(&f, "backlog", ORDERS, 3);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     create_tx_counted_table(c, f.table);
     const int n = 20000, batch = 500, trickle = 5;
     emit_inserts(&f, 1, n);
@@ -1395,7 +1361,7 @@ static void backlog_in_large_transactions(void **state)
     char sql[512], expect[32], got[32];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\"", f.table);
     snprintf(expect, sizeof(expect), "%d", n);
-    wait_for(c, sql, expect);
+    kf_test_pg_wait_for(c, sql, expect, WAIT_MS);
     long backlog_tx = tx_count(c, f.table);
     fprintf(stderr, "backlog of %d records applied in %ld transactions\n", n, backlog_tx);
     /* one per batch.size would be 40; growing batches need a handful */
@@ -1409,7 +1375,7 @@ static void backlog_in_large_transactions(void **state)
         snprintf(expect, sizeof(expect), "%d", n + i);
         long waited_ms = 0;
         for (;;) {
-            pg_value(c, sql, got, sizeof(got));
+            kf_test_pg_value(c, sql, got, sizeof(got));
             clock_gettime(CLOCK_MONOTONIC, &t1);
             waited_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
             if (strcmp(got, expect) == 0 || waited_ms > 5000)
@@ -1428,7 +1394,7 @@ static void backlog_in_large_transactions(void **state)
     snprintf(sql, sizeof(sql),
              "SELECT batches FROM kfleet_meta.sync_runs WHERE group_id = '%s' ORDER BY id DESC",
              f.group);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_int_equal(atol(got), backlog_tx + trickle);
     PQfinish(c);
     fx_free(&f);
@@ -1465,7 +1431,7 @@ static void missing_schema_and_failed_batches(void **state)
     quote_ident(qschema, sizeof(qschema), schema);
     quote_ident(qtable, sizeof(qtable), f.table);
     snprintf(set_schema, sizeof(set_schema), "sink.target.schema=%s", schema);
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char sql[4096], got[64]; /* seven quoted schemas, two quoted tables and the statements */
     const char *params[1] = {schema};
 
@@ -1495,7 +1461,7 @@ static void missing_schema_and_failed_batches(void **state)
              "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON %s.%s FOR EACH ROW "
              "EXECUTE FUNCTION %s.refuse()",
              qschema, qtable, qschema, qschema, qschema, qschema, qschema, qtable, qschema);
-    pg_exec(c, sql);
+    kf_test_pg_exec(c, sql);
     /* with a delete the batch goes the staging way */
     emit_inserts(&f, 1, 10);
     const char *vals[2] = {"row", "3"};
@@ -1503,15 +1469,15 @@ static void missing_schema_and_failed_batches(void **state)
     fx_flush(&f);
     usleep(2500000); /* a few refused attempts */
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s.%s", qschema, qtable);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_string_equal(got, "0");
     snprintf(sql, sizeof(sql), "UPDATE %s.gate SET closed = false", qschema);
-    pg_exec(c, sql);
+    kf_test_pg_exec(c, sql);
     snprintf(sql, sizeof(sql), "SELECT count(*) || '|' || sum(qty) FROM %s.%s", qschema, qtable);
-    wait_for(c, sql, "9|52");
+    kf_test_pg_wait_for(c, sql, "9|52", WAIT_MS);
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     snprintf(sql, sizeof(sql), "DROP SCHEMA %s CASCADE", qschema);
-    pg_exec(c, sql);
+    kf_test_pg_exec(c, sql);
     PQfinish(c);
     fx_free(&f);
 }
@@ -1582,10 +1548,10 @@ static void debezium_topic_is_applied(void **state)
     dbz_emit(&f, &d, "c", 1005, NULL, &ann, "false", 773);
     fx_flush(&f);
 
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
     char sql[1024];
     snprintf(sql, sizeof(sql), "CREATE SCHEMA \"%s\"", target);
-    pg_exec(c, sql);
+    kf_test_pg_exec(c, sql);
     char set_schema[200];
     snprintf(set_schema, sizeof(set_schema), "sink.target.schema=%s", target);
     const char *extra[] = {set_schema, NULL};
@@ -1595,29 +1561,32 @@ static void debezium_topic_is_applied(void **state)
              "'|' || coalesce(balance::text, 'null') || '|' || created_at || '|' || active, ',' "
              "ORDER BY id) FROM \"%s\".customers",
              target);
-    wait_for(c, sql,
-             "1001|Sally|Thomas|sally.thomas@acme.com|123.45|2024-03-04 05:06:07.123456|true,"
-             "1002|George|Bailey|george.bailey@example.com|-2.50|2024-03-04 05:06:07.123457|true,"
-             "1004|Anne|Kretchmar|annek@noanswer.org|99999999.99|2024-03-04 05:06:07.123459|true,"
-             "1005|Ann|O'Neil|ann@o-neil.ie|1.00|2024-03-04 05:06:07.123461|false");
+    kf_test_pg_wait_for(
+        c, sql,
+        "1001|Sally|Thomas|sally.thomas@acme.com|123.45|2024-03-04 05:06:07.123456|true,"
+        "1002|George|Bailey|george.bailey@example.com|-2.50|2024-03-04 05:06:07.123457|true,"
+        "1004|Anne|Kretchmar|annek@noanswer.org|99999999.99|2024-03-04 05:06:07.123459|true,"
+        "1005|Ann|O'Neil|ann@o-neil.ie|1.00|2024-03-04 05:06:07.123461|false",
+        WAIT_MS);
     /* the table was created from the Debezium schema: its types and key */
     snprintf(sql, sizeof(sql),
              "SELECT string_agg(column_name || ':' || data_type, ',' ORDER BY ordinal_position) "
              "FROM information_schema.columns WHERE table_schema = '%s' AND table_name = "
              "'customers'",
              target);
-    wait_for(c, sql,
-             "id:integer,first_name:text,last_name:text,email:text,balance:numeric,"
-             "created_at:timestamp without time zone,active:boolean");
+    kf_test_pg_wait_for(c, sql,
+                        "id:integer,first_name:text,last_name:text,email:text,balance:numeric,"
+                        "created_at:timestamp without time zone,active:boolean",
+                        WAIT_MS);
     snprintf(sql, sizeof(sql),
              "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = "
              "'\"%s\".customers'::regclass AND contype = 'p'",
              target);
-    wait_for(c, sql, "PRIMARY KEY (id)");
+    kf_test_pg_wait_for(c, sql, "PRIMARY KEY (id)", WAIT_MS);
     assert_int_equal(sink_stop(pid, SIGTERM), 0);
     snprintf(sql, sizeof(sql), "SET client_min_messages = warning; DROP SCHEMA \"%s\" CASCADE",
              target);
-    pg_exec(c, sql);
+    kf_test_pg_exec(c, sql);
     PQfinish(c);
     avro_value_decref(&d.key);
     avro_value_decref(&d.env);

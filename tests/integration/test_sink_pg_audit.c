@@ -7,6 +7,7 @@
  * is announced for it, and its retry is announced once. A run with audit.enabled=false, evolving
  * a second copy of the table, writes no event at all. */
 #include "kf_test_env.h"
+#include "kf_test_pg.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -112,15 +113,6 @@ static int setup(void **state)
     return 0;
 }
 
-static void pg_exec(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-}
-
 static int teardown(void **state)
 {
     fx *f = *state;
@@ -138,7 +130,7 @@ static int teardown(void **state)
                  "DROP TABLE IF EXISTS public.\"%s\"; "
                  "DROP SCHEMA IF EXISTS \"%s\" CASCADE",
                  f->name, f->off_schema);
-        pg_exec(c, sql);
+        kf_test_pg_exec(c, sql);
     }
     PQfinish(c);
     const char *names[] = {f->topic, f->audit};
@@ -241,37 +233,6 @@ static int sink_stop(pid_t pid)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static PGconn *pg(const char *env)
-{
-    PGconn *c = PQconnectdb(kf_test_env(env));
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("could not connect: %s", PQerrorMessage(c));
-    return c;
-}
-
-/* The first column of the first row of a query, as text ("" for no row or null). */
-static void pg_value(PGconn *c, const char *sql, char *out, size_t cap)
-{
-    PGresult *r = PQexec(c, sql);
-    out[0] = '\0';
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
-        snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-}
-
-/* Waits until query returns expect; fails with the last value otherwise. */
-static void wait_for(PGconn *c, const char *sql, const char *expect)
-{
-    char got[4096] = "";
-    for (int waited = 0; waited < WAIT_MS; waited += 200) {
-        pg_value(c, sql, got, sizeof(got));
-        if (strcmp(got, expect) == 0)
-            return;
-        usleep(200000);
-    }
-    fail_msg("%s\n  expected: %s\n  got:      %s", sql, expect, got);
-}
-
 /* The columns of schema.table as "name:type,..." in order. */
 static void columns_sql(const char *schema, const char *table, char *out, size_t cap)
 {
@@ -295,7 +256,7 @@ static void ddl_waiting(PGconn *c, const fx *f, const char *except, char *out, s
              "l.relation = 'public.\"%s\"'::regclass",
              f->group, except, f->name);
     for (int waited = 0; waited < WAIT_MS; waited += 200) {
-        pg_value(c, sql, out, cap);
+        kf_test_pg_value(c, sql, out, cap);
         if (out[0])
             return;
         usleep(200000);
@@ -411,7 +372,7 @@ static void schema_changes_are_audited(void **state)
 {
     fx *f = *state;
     char sql[1024], cols[1024], got[256];
-    PGconn *c = pg("KFLEET_PG_DSN");
+    PGconn *c = kf_test_pg_connect("KFLEET_PG_DSN");
 
     /* v1: the sink creates the table */
     fx_version(f, V1, 3);
@@ -420,25 +381,25 @@ static void schema_changes_are_audited(void **state)
     int64_t t0 = vt_wall_ms();
     pid_t pid = sink_start(f, f->group, "public", NULL);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM public.\"%s\"", f->name);
-    wait_for(c, sql, "3");
+    kf_test_pg_wait_for(c, sql, "3", WAIT_MS);
     wait_events(f, 2); /* start, create */
 
     /* v2, whose transaction runs its DDL, then waits for the sync marker row locked here and
      * is rolled back with the sink's connection: nothing may be announced for it */
-    f->locker = pg("KFLEET_PG_DSN");
+    f->locker = kf_test_pg_connect("KFLEET_PG_DSN");
     snprintf(sql, sizeof(sql),
              "BEGIN; SELECT 1 FROM kfleet_meta.sync_markers WHERE group_id = '%s' FOR UPDATE",
              f->group);
-    pg_exec(f->locker, sql);
+    kf_test_pg_exec(f->locker, sql);
     fx_version(f, V2, 4);
     emit(f, KF_OP_CREATE, 4, (const char *[]){"9000000000", "a longer value", "c4"});
     emit(f, KF_OP_CREATE, 5, (const char *[]){"5", "five", NULL});
     emit(f, KF_OP_UPDATE, 1, (const char *[]){"8", "updated", "c1"});
-    PGconn *admin = pg("KFLEET_PG_ADMIN_DSN");
+    PGconn *admin = kf_test_pg_connect("KFLEET_PG_ADMIN_DSN");
     char pid1[32], pid2[32];
     ddl_waiting(c, f, "", pid1, sizeof(pid1));
     snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid1);
-    pg_value(admin, sql, got, sizeof(got));
+    kf_test_pg_value(admin, sql, got, sizeof(got));
     assert_string_equal(got, "t");
     /* the sink reconnects and its retry, DDL again included, waits on the lock again */
     ddl_waiting(c, f, pid1, pid2, sizeof(pid2));
@@ -447,21 +408,22 @@ static void schema_changes_are_audited(void **state)
     if (n != 2)
         fail_msg("expected start and create while the evolution waits, got %d events", n);
     vt_audit_free(ev, (size_t)n);
-    pg_exec(f->locker, "ROLLBACK");
+    kf_test_pg_exec(f->locker, "ROLLBACK");
     PQfinish(f->locker);
     f->locker = NULL;
     columns_sql("public", f->name, cols, sizeof(cols));
-    wait_for(c, cols, "id:bigint,a:bigint,b:character varying,c:text");
+    kf_test_pg_wait_for(c, cols, "id:bigint,a:bigint,b:character varying,c:text", WAIT_MS);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) || '|' || sum(a) FROM public.\"%s\" WHERE c IS NOT NULL", f->name);
-    wait_for(c, sql, "2|9000000008");
+    kf_test_pg_wait_for(c, sql, "2|9000000008", WAIT_MS);
 
     /* v3: a kept wide, d added */
     fx_version(f, V3, 5);
     emit(f, KF_OP_CREATE, 6, (const char *[]){"6", "six", "c6", "t"});
-    wait_for(c, cols, "id:bigint,a:bigint,b:character varying,c:text,d:boolean");
+    kf_test_pg_wait_for(c, cols, "id:bigint,a:bigint,b:character varying,c:text,d:boolean",
+                        WAIT_MS);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM public.\"%s\" WHERE d", f->name);
-    wait_for(c, sql, "1");
+    kf_test_pg_wait_for(c, sql, "1", WAIT_MS);
     assert_int_equal(sink_stop(pid), 0);
     int64_t t1 = vt_wall_ms();
 
@@ -568,7 +530,7 @@ static void schema_changes_are_audited(void **state)
              "kfleet_meta.schema_history WHERE table_schema = 'public' AND table_name = '%s'",
              f->name);
     char history[1024], want[1024];
-    pg_value(c, sql, history, sizeof(history));
+    kf_test_pg_value(c, sql, history, sizeof(history));
     snprintf(want, sizeof(want),
              "%d=create | %d=widen a int->bigint; widen b varchar(10)->varchar(40); add c ->text"
              " | %d=keep_wide a bigint->bigint; add d ->bool",
@@ -592,7 +554,7 @@ static void schema_changes_are_audited(void **state)
     assert_int_equal(jint(d, "exit_code"), 0);
     snprintf(sql, sizeof(sql), "SELECT max(id) FROM kfleet_meta.sync_runs WHERE group_id = '%s'",
              f->group);
-    pg_value(c, sql, got, sizeof(got));
+    kf_test_pg_value(c, sql, got, sizeof(got));
     assert_int_equal(jint(d, "run_id"), atoll(got));
     assert_int_equal(json_object_size(d), 8);
     json_decref(d);
@@ -605,14 +567,15 @@ static void schema_changes_are_audited(void **state)
     const char *off[] = {"audit.enabled=false", NULL};
     pid = sink_start(f, group2, f->off_schema, off);
     columns_sql(f->off_schema, f->name, cols, sizeof(cols));
-    wait_for(c, cols, "id:bigint,a:bigint,b:character varying,c:text,d:boolean");
+    kf_test_pg_wait_for(c, cols, "id:bigint,a:bigint,b:character varying,c:text,d:boolean",
+                        WAIT_MS);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\".\"%s\"", f->off_schema, f->name);
-    wait_for(c, sql, "6");
+    kf_test_pg_wait_for(c, sql, "6", WAIT_MS);
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM kfleet_meta.schema_history WHERE table_schema = '%s' AND "
              "table_name = '%s'",
              f->off_schema, f->name);
-    wait_for(c, sql, "3");
+    kf_test_pg_wait_for(c, sql, "3", WAIT_MS);
     assert_int_equal(sink_stop(pid), 0);
     n = read_audit(f, ev);
     assert_int_equal(n, 8);
