@@ -9,32 +9,6 @@
 #include "kfleet/pg.h"
 #include "sink.h"
 
-static const char META_DDL[] =
-    "BEGIN;"
-    "SELECT pg_advisory_xact_lock(hashtext('kfleet_meta'));"
-    "CREATE SCHEMA IF NOT EXISTS kfleet_meta;"
-    "CREATE TABLE IF NOT EXISTS kfleet_meta.sync_markers ("
-    " group_id text NOT NULL, topic text NOT NULL, partition integer NOT NULL,"
-    " next_offset bigint NOT NULL, prev_offset bigint NOT NULL DEFAULT -1,"
-    " updated_at timestamptz NOT NULL DEFAULT now(),"
-    " PRIMARY KEY (group_id, topic, partition));"
-    "CREATE TABLE IF NOT EXISTS kfleet_meta.schema_history ("
-    " id bigserial PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now(),"
-    " worker text NOT NULL, table_schema text NOT NULL, table_name text NOT NULL,"
-    " schema_id integer, change text NOT NULL, ddl text NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS kfleet_meta.sync_runs ("
-    " id bigserial PRIMARY KEY, worker text NOT NULL, group_id text NOT NULL,"
-    " started_at timestamptz NOT NULL DEFAULT now(), stopped_at timestamptz,"
-    " status text NOT NULL, rows_upserted bigint NOT NULL DEFAULT 0,"
-    " rows_deleted bigint NOT NULL DEFAULT 0, dlq_records bigint NOT NULL DEFAULT 0,"
-    " ddl_count bigint NOT NULL DEFAULT 0, message text);"
-    "CREATE TABLE IF NOT EXISTS kfleet_meta.error_log ("
-    " id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(),"
-    " worker text NOT NULL, table_schema text, table_name text, column_name text,"
-    " topic text, partition integer, kafka_offset bigint, error text NOT NULL);"
-    "ALTER TABLE kfleet_meta.sync_runs ADD COLUMN IF NOT EXISTS batches bigint NOT NULL DEFAULT 0;"
-    "COMMIT;";
-
 static int exec_simple(sink *s, const char *sql, const char *what, kf_error *err)
 {
     if (!PQsendQuery(s->conn, sql))
@@ -126,7 +100,7 @@ out_free_sql:
 
 int sink_meta_init(sink *s, kf_error *err)
 {
-    int rc = exec_simple(s, META_DDL, "could not create kfleet_meta", err);
+    int rc = exec_simple(s, kf_pg_meta_ddl, "could not create kfleet_meta", err);
     if (rc < 0 || (rc = ensure_target_schema(s, err)) < 0)
         return rc;
     const char *params[2] = {SINK_PROGRAM, s->group};

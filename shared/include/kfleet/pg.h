@@ -163,4 +163,8 @@ int kf_pg_create_table_sql(PGconn *conn, kf_buf *b, const char *schema, const ch
 int kf_pg_plan_sql(PGconn *conn, kf_buf *b, const char *schema, const char *name,
                    const kf_plan *plan, kf_error *err);
 
+/* Creates kfleet_meta and its tables (sync_markers, schema_history, sync_runs, error_log) when
+ * missing, in one transaction under an advisory lock: a simple-query string for PQexec. */
+extern const char kf_pg_meta_ddl[];
+
 #endif

@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 
 #include "kfleet/kafka.h"
+#include "kfleet/pg.h"
 #include "kfleet/registry.h"
 
 #define TIMEOUT_MS 30000
@@ -91,36 +92,11 @@ static long pg_count(PGconn *c, const char *sql, const char *p1)
     return n;
 }
 
-/* The kfleet_meta tables as the sink creates them (workers/sink-postgres/meta.c), for a stack
+/* The kfleet_meta tables as the sink creates them (kf_pg_meta_ddl), for a stack
  * where no sink ran yet. */
 static void ensure_meta(PGconn *c)
 {
-    PGresult *r = PQexec(
-        c, "BEGIN;"
-           "SELECT pg_advisory_xact_lock(hashtext('kfleet_meta'));"
-           "CREATE SCHEMA IF NOT EXISTS kfleet_meta;"
-           "CREATE TABLE IF NOT EXISTS kfleet_meta.sync_markers ("
-           " group_id text NOT NULL, topic text NOT NULL, partition integer NOT NULL,"
-           " next_offset bigint NOT NULL, prev_offset bigint NOT NULL DEFAULT -1,"
-           " updated_at timestamptz NOT NULL DEFAULT now(),"
-           " PRIMARY KEY (group_id, topic, partition));"
-           "CREATE TABLE IF NOT EXISTS kfleet_meta.schema_history ("
-           " id bigserial PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now(),"
-           " worker text NOT NULL, table_schema text NOT NULL, table_name text NOT NULL,"
-           " schema_id integer, change text NOT NULL, ddl text NOT NULL);"
-           "CREATE TABLE IF NOT EXISTS kfleet_meta.sync_runs ("
-           " id bigserial PRIMARY KEY, worker text NOT NULL, group_id text NOT NULL,"
-           " started_at timestamptz NOT NULL DEFAULT now(), stopped_at timestamptz,"
-           " status text NOT NULL, rows_upserted bigint NOT NULL DEFAULT 0,"
-           " rows_deleted bigint NOT NULL DEFAULT 0, dlq_records bigint NOT NULL DEFAULT 0,"
-           " ddl_count bigint NOT NULL DEFAULT 0, message text);"
-           "CREATE TABLE IF NOT EXISTS kfleet_meta.error_log ("
-           " id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(),"
-           " worker text NOT NULL, table_schema text, table_name text, column_name text,"
-           " topic text, partition integer, kafka_offset bigint, error text NOT NULL);"
-           "ALTER TABLE kfleet_meta.sync_runs ADD COLUMN IF NOT EXISTS batches bigint NOT NULL "
-           "DEFAULT 0;"
-           "COMMIT;");
+    PGresult *r = PQexec(c, kf_pg_meta_ddl);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         fail_msg("could not create kfleet_meta: %s", PQerrorMessage(c));
     PQclear(r);
